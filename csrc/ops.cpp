@@ -1,0 +1,49 @@
+// The effkernels op registry: every op's schema, in one place.
+// Kernels register per device in csrc/cpu/<op>.cpp and csrc/cuda/<op>.cu
+// (TORCH_LIBRARY_IMPL(effkernels, CPU|CUDA, m)); Python adds fake (meta) kernels in
+// effkernels/ops/<op>.py so the ops trace under torch.compile.
+#include <Python.h>
+#include <torch/library.h>
+
+TORCH_LIBRARY(effkernels, m) {
+  // Depthwise k x k conv with BN folded into (weight [C,1,k,k], bias [C]) + activation.
+  // Output is [N, C, out_h, out_w] in x's memory format; input rows/cols outside
+  // [0, H) x [0, W) after shifting by (pad_top, pad_left) read as zero.
+  // se_sums: also return fp32 [N, C] spatial sums of the activated output (else an empty tensor).
+  m.def("dwconv_bn_act(Tensor x, Tensor weight, Tensor bias, int stride, int pad_top, int pad_left, "
+        "int out_h, int out_w, int activation, bool se_sums) -> (Tensor, Tensor)");
+  // fp32 [N, C] spatial sums of x (the SE squeeze, before dividing by H*W).
+  m.def("channel_sums(Tensor x) -> Tensor");
+  // SE excite MLP: gate(w2 @ act(w1 @ (sums * inv_hw) + b1) + b2) -> fp32 [N, C].
+  m.def("se_excite(Tensor sums, float inv_hw, Tensor w1, Tensor b1, Tensor w2, Tensor b2, "
+        "int activation, int gate) -> Tensor");
+  // x * scale[n, c] (scale fp32 [N, C]); output in x's dtype and memory format.
+  m.def("se_scale(Tensor x, Tensor scale) -> Tensor");
+  // 1x1 conv: act(conv1x1(x * scale[n, c_in]) + bias) + residual; weight [C_out, C_in].
+  m.def("pointwise_conv(Tensor x, Tensor weight, Tensor bias, int activation, Tensor? scale, "
+        "Tensor? residual) -> Tensor");
+  // A whole MBConv inference forward (BN folded), one call from Python.
+  m.def("mbconv_forward(Tensor x, Tensor? expand_w, Tensor? expand_b, Tensor dw_w, Tensor dw_b, "
+        "int stride, int pad_top, int pad_left, int out_h, int out_w, Tensor? se_w1, Tensor? se_b1, "
+        "Tensor? se_w2, Tensor? se_b2, Tensor proj_w, Tensor proj_b, bool residual, int activation, "
+        "int se_activation, int se_gate) -> Tensor");
+}
+
+static PyObject* built_with_cuda(PyObject*, PyObject*) {
+#ifdef EFFK_WITH_CUDA
+  Py_RETURN_TRUE;
+#else
+  Py_RETURN_FALSE;
+#endif
+}
+
+static PyMethodDef methods[] = {
+    {"built_with_cuda", built_with_cuda, METH_NOARGS, "True when the CUDA kernels were compiled in."},
+    {nullptr, nullptr, 0, nullptr}};
+
+// A plain Python module so `import effkernels._C` loads the library (and runs the
+// registrations above); no pybind11 needed for one flag.
+extern "C" PyObject* PyInit__C(void) {
+  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
+  return PyModule_Create(&module);
+}

@@ -1,0 +1,80 @@
+"""Backend names and the "auto" choice.
+
+- "triton": the fused Triton kernels (CUDA tensors; CPU tensors only under TRITON_INTERPRET=1)
+- "cuda":   the hand-written CUDA kernels of effkernels._C (CUDA tensors)
+- "cpu":    the C++ CPU kernels of effkernels._C (CPU tensors)
+- "eager":  effkernels.reference, plain PyTorch (any device)
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+from . import _ext
+
+BACKENDS = ("triton", "cuda", "cpu", "eager")
+
+
+def triton_interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+@functools.lru_cache(maxsize=None)
+def _triton_status():
+    try:
+        import triton  # noqa: F401
+    except ImportError as e:
+        return False, f"triton is not importable ({e}); `pip install triton` (Linux)"
+    return True, f"triton {triton.__version__}" + (" (interpreter, TRITON_INTERPRET=1)" if triton_interpreted() else "")
+
+
+def backends_available() -> dict:
+    """{name: (available, reason)} for every backend on this machine."""
+    out = {"triton": _triton_status()}
+    if not _ext.loaded():
+        out["cuda"] = (False, _ext.load_error)
+        out["cpu"] = (False, _ext.load_error)
+    else:
+        out["cpu"] = (True, "effkernels._C CPU kernels")
+        out["cuda"] = ((True, "effkernels._C CUDA kernels") if _ext.built_with_cuda() else
+                       (False, "effkernels._C was built without CUDA (no nvcc or a CPU-only torch at build "
+                               "time); rebuild on a machine with a CUDA toolchain"))
+    out["eager"] = (True, "plain PyTorch (effkernels.reference)")
+    return out
+
+
+def _serves(name: str, device: torch.device) -> bool:
+    if name == "eager":
+        return True
+    if name == "cpu":
+        return device.type == "cpu"
+    if name == "cuda":
+        return device.type == "cuda"
+    return device.type == "cuda" or (device.type == "cpu" and triton_interpreted())  # triton
+
+
+def resolve(backend: str, device) -> str:
+    """The concrete backend that runs on `device` for the user's `backend` choice.
+
+    "auto": triton, then cuda, on CUDA devices; cpu on the CPU; eager where nothing else serves.
+    An explicit backend that is unavailable or cannot serve the device raises ValueError.
+    """
+    device = torch.device(device)
+    avail = backends_available()
+    if backend == "auto":
+        order = ("triton", "cuda") if device.type == "cuda" else ("cpu",)
+        for name in order:
+            if avail[name][0] and _serves(name, device):
+                return name
+        return "eager"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected 'auto' or one of {list(BACKENDS)}, got {backend!r}")
+    ok, why = avail[backend]
+    if not ok:
+        raise ValueError(f"backend: {backend!r} is not available here: {why}")
+    if not _serves(backend, device):
+        hint = " (set TRITON_INTERPRET=1 before importing triton to run it on the CPU)" if backend == "triton" else ""
+        raise ValueError(f"backend: {backend!r} cannot run on a tensor on {device}{hint}")
+    return backend

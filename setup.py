@@ -1,0 +1,46 @@
+"""Build effkernels and its extension effkernels._C.
+
+EFFKERNELS_EXT selects what is compiled:
+  auto (default)  CUDA + CPU kernels when torch is a CUDA build and nvcc is found, else CPU only
+  cuda | cpu      force one (cuda fails loudly without nvcc)
+  none            pure-Python install: Triton and eager backends only
+The CUDA arch list comes from TORCH_CUDA_ARCH_LIST (default "8.0;9.0": A100, H100/H200).
+Whether a GPU is present is never consulted: a machine without one still compiles CUDA code.
+"""
+import glob
+import os
+
+from setuptools import setup
+
+mode = os.environ.get("EFFKERNELS_EXT", "auto").lower()
+if mode not in ("auto", "cuda", "cpu", "none"):
+    raise SystemExit(f"EFFKERNELS_EXT: expected auto, cuda, cpu or none, got {mode!r}")
+
+ext_modules, cmdclass = [], {}
+if mode != "none":
+    import torch
+    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+    with_cuda = mode == "cuda" or (mode == "auto" and torch.version.cuda is not None and CUDA_HOME is not None)
+    if mode == "cuda" and (torch.version.cuda is None or CUDA_HOME is None):
+        raise SystemExit("EFFKERNELS_EXT=cuda: needs a CUDA build of torch and nvcc (set CUDA_HOME)")
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    sources = sorted(glob.glob(os.path.join(here, "csrc", "*.cpp")) + glob.glob(os.path.join(here, "csrc", "cpu", "*.cpp")))
+    sources = [os.path.relpath(s, here) for s in sources]
+    cxx = ["-O3", "-fopenmp"]  # no -std: torch's headers pick the C++ standard they need
+    if with_cuda:
+        sources += sorted(os.path.relpath(s, here) for s in glob.glob(os.path.join(here, "csrc", "cuda", "*.cu")))
+        ext = CUDAExtension(
+            "effkernels._C", sources,
+            define_macros=[("EFFK_WITH_CUDA", None)],
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-lineinfo"]},
+            extra_link_args=["-fopenmp"],
+        )
+    else:
+        ext = CppExtension("effkernels._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"])
+    ext_modules = [ext]
+    cmdclass = {"build_ext": BuildExtension.with_options(use_ninja=True)}
+
+setup(ext_modules=ext_modules, cmdclass=cmdclass)
