@@ -170,7 +170,7 @@ class BlockShape:
 def block_shapes(name_or_phi: Union[str, float], resolution: Optional[int] = None, rule: str = "official") -> List[BlockShape]:
     """Every MBConv of the model, in order, with its input/output spatial size (symmetric padding)."""
     v = variant(name_or_phi, rule)
-    hw = resolution or v.resolution
+    hw = v.resolution if resolution is None else resolution
     if not isinstance(hw, int) or hw < 1:
         raise ValueError(f"resolution: expected a positive int, got {resolution!r}")
     hw = (hw + 2 - 3) // 2 + 1  # stem: 3x3 stride 2, padding 1
