@@ -1,0 +1,112 @@
+"""What every fused layer shares: backend checks, activation modules, the folded-weight cache."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..backends import BACKENDS
+
+_ACT_MODULES = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "relu6": lambda: nn.ReLU6(inplace=True),
+    "silu": lambda: nn.SiLU(inplace=True),
+    "hardswish": lambda: nn.Hardswish(),
+    "sigmoid": lambda: nn.Sigmoid(),
+    "hardsigmoid": lambda: nn.Hardsigmoid(),
+}
+
+
+def check_backend(backend: str) -> str:
+    if backend != "auto" and backend not in BACKENDS:
+        raise ValueError(f"backend: expected 'auto' or one of {list(BACKENDS)}, got {backend!r}")
+    return backend
+
+
+def activation_module(name: str, argname: str, allowed) -> nn.Module:
+    if name not in allowed:
+        raise ValueError(f"{argname}: expected one of {list(allowed)}, got {name!r}")
+    return _ACT_MODULES[name]()
+
+
+def check_padding(padding: str) -> str:
+    if padding not in ("symmetric", "same"):
+        raise ValueError(f"padding: expected 'symmetric' ((k-1)//2 on every side) or 'same' (TF SAME), got {padding!r}")
+    return padding
+
+
+def op_input(x: torch.Tensor) -> torch.Tensor:
+    """x in the dtype the fused op must run in: under torch.autocast that is the autocast dtype
+    (what the eager convs would produce); the custom ops are not autocast-aware themselves."""
+    dev = x.device.type
+    if x.is_floating_point() and torch.is_autocast_enabled(dev):
+        return x.to(torch.get_autocast_dtype(dev))
+    return x
+
+
+class FoldedModule(nn.Module):
+    """A layer whose eval forward calls a fused op on weights prepared once by `_fold()`.
+
+    `_fold()` returns float32 tensors (BN folded, 1x1 weights as matrices). They are cast to the
+    input's (device, dtype) and cached per (device, dtype). The cache is keyed on the data_ptr and
+    version counter of every parameter and buffer of the module, so load_state_dict, .to(), .half()
+    and in-place edits under torch.no_grad() all trigger a refold. Edits through `.data` bypass
+    version counters: call .eval() (which drops the cache) after those.
+    """
+
+    def _init_folding(self, backend: str) -> None:
+        """Call from the subclass __init__ after nn.Module.__init__."""
+        self.backend = check_backend(backend)
+        self._fold_cache: dict = {}
+        self._fold_stamp = None
+
+    def _fold(self) -> tuple:
+        raise NotImplementedError
+
+    def _stamp(self):
+        return tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
+
+    def folded(self, x: torch.Tensor) -> tuple:
+        stamp = self._stamp()
+        if stamp != self._fold_stamp:
+            self._fold_cache.clear()
+            self._fold_stamp = stamp
+        key = (x.device, x.dtype)
+        out = self._fold_cache.get(key)
+        if out is None:
+            with torch.no_grad():
+                out = tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous()
+                            for t in self._fold())
+            self._fold_cache[key] = out
+        return out
+
+    def train(self, mode: bool = True):
+        self._fold_cache.clear()
+        self._fold_stamp = None
+        return super().train(mode)
+
+
+def stochastic_depth(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Row-mode stochastic depth (torchvision.ops.stochastic_depth(x, p, "row", training))."""
+    if not training or p == 0.0:
+        return x
+    survival = 1.0 - p
+    noise = torch.empty([x.shape[0]] + [1] * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(survival)
+    if survival > 0.0:
+        noise.div_(survival)
+    return x * noise
+
+
+class StochasticDepth(nn.Module):
+    """Drops whole samples of a residual branch in training ("row" mode); identity in eval."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"stochastic_depth_prob: expected a probability in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return stochastic_depth(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}, mode=row"

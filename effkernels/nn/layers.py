@@ -1,0 +1,193 @@
+"""Drop-in fused layers with torchvision's parameter names.
+
+In train mode every layer runs the exact eager math of its unfolded submodules (conv, BatchNorm
+with batch statistics, activation), so it trains like the torchvision layer it replaces; fused
+training kernels are not written yet. In eval mode BatchNorm is folded into the convolution once
+(cached per device and dtype, see FoldedModule) and the fused op runs with the layer's backend.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._common import CONV_ACTIVATIONS, SE_ACTIVATIONS, SE_GATES, explicit_padding
+from ..fold import fold_bn
+from ._base import FoldedModule, StochasticDepth, activation_module, check_padding, op_input
+from ._pending_ops import dwconv_bn_act, mbconv, pointwise_conv, squeeze_excite
+
+__all__ = ["FusedDWConvBNAct", "PointwiseConvBNAct", "SqueezeExcite", "MBConv", "StochasticDepth", "make_divisible"]
+
+
+def make_divisible(v: float, divisor: int = 8) -> int:
+    """Channel rounding of torchvision / timm (torchvision.models._utils._make_divisible)."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def _matrix(w: torch.Tensor) -> torch.Tensor:
+    return w.reshape(w.shape[0], -1)
+
+
+class FusedDWConvBNAct(FoldedModule, nn.Sequential):
+    """Depthwise k x k conv (no bias) -> BatchNorm -> activation, keys like torchvision's
+    Conv2dNormActivation: 0 (conv), 1 (bn), 2 (activation, absent for "none").
+
+    padding: "symmetric" ((k-1)//2 on every side) or "same" (TensorFlow SAME: depends on the input
+    size, extra row/column at the bottom/right). Eval mode: effkernels.ops.dwconv_bn_act.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, stride: int = 1, *, padding: str = "symmetric",
+                 activation: str = "silu", bn_eps: float = 1e-5, bn_momentum: float = 0.1, backend: str = "auto"):
+        nn.Sequential.__init__(self)
+        self._init_folding(backend)
+        self.padding = check_padding(padding)
+        if activation != "none":
+            act = activation_module(activation, "activation", CONV_ACTIVATIONS)
+        self.activation = activation
+        self.kernel_size, self.stride = kernel_size, stride
+        self.add_module("0", nn.Conv2d(channels, channels, kernel_size, stride,
+                                       padding=(kernel_size - 1) // 2 if padding == "symmetric" else 0,
+                                       groups=channels, bias=False))
+        self.add_module("1", nn.BatchNorm2d(channels, eps=bn_eps, momentum=bn_momentum))
+        if activation != "none":
+            self.add_module("2", act)
+
+    @property
+    def op_padding(self):
+        """The padding argument of the fused op."""
+        return (self.kernel_size - 1) // 2 if self.padding == "symmetric" else "same"
+
+    def _fold(self):
+        return fold_bn(self[0].weight, self[1])
+
+    def forward(self, x):
+        if self.training:
+            if self.padding == "same":
+                top, bottom, left, right = explicit_padding(x.shape[2], x.shape[3], self.kernel_size, self.stride, "same")
+                x = F.pad(x, (left, right, top, bottom))
+            return nn.Sequential.forward(self, x)
+        x = op_input(x)
+        w, b = self.folded(x)
+        return dwconv_bn_act(x, w, b, self.stride, self.op_padding, self.activation, backend=self.backend)
+
+
+class PointwiseConvBNAct(FoldedModule, nn.Sequential):
+    """1x1 conv (no bias) -> BatchNorm -> activation, keys 0 (conv), 1 (bn), 2 (activation, absent
+    for "none"). Eval mode: effkernels.ops.pointwise_conv."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, activation: str = "none", bn_eps: float = 1e-5,
+                 bn_momentum: float = 0.1, backend: str = "auto"):
+        nn.Sequential.__init__(self)
+        self._init_folding(backend)
+        if activation != "none":
+            act = activation_module(activation, "activation", CONV_ACTIVATIONS)
+        self.activation = activation
+        self.add_module("0", nn.Conv2d(in_channels, out_channels, 1, bias=False))
+        self.add_module("1", nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum))
+        if activation != "none":
+            self.add_module("2", act)
+
+    def _fold(self):
+        w, b = fold_bn(self[0].weight, self[1])
+        return _matrix(w), b
+
+    def forward(self, x):
+        if self.training:
+            return nn.Sequential.forward(self, x)
+        x = op_input(x)
+        w, b = self.folded(x)
+        return pointwise_conv(x, w, b, self.activation, backend=self.backend)
+
+
+class SqueezeExcite(FoldedModule):
+    """Squeeze-and-excitation with torchvision's SqueezeExcitation names (avgpool, fc1, fc2,
+    activation, scale_activation): x * gate(fc2(act(fc1(mean_hw(x))))).
+    Eval mode: effkernels.ops.squeeze_excite."""
+
+    def __init__(self, channels: int, squeeze_channels: int, *, activation: str = "silu", gate: str = "sigmoid",
+                 backend: str = "auto"):
+        super().__init__()
+        self._init_folding(backend)
+        self.act_name, self.gate_name = activation, gate
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeeze_channels, 1)
+        self.fc2 = nn.Conv2d(squeeze_channels, channels, 1)
+        self.activation = activation_module(activation, "activation", SE_ACTIVATIONS)
+        self.scale_activation = activation_module(gate, "gate", SE_GATES)
+
+    def _fold(self):
+        return _matrix(self.fc1.weight), self.fc1.bias, _matrix(self.fc2.weight), self.fc2.bias
+
+    def forward(self, x):
+        if self.training:
+            s = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
+            return s * x
+        x = op_input(x)
+        w1, b1, w2, b2 = self.folded(x)
+        return squeeze_excite(x, w1, b1, w2, b2, self.act_name, self.gate_name, backend=self.backend)
+
+
+class MBConv(FoldedModule):
+    """EfficientNet's MBConv, state-dict compatible with torchvision.models.efficientnet.MBConv.
+
+    block = [expand PointwiseConvBNAct (when the expanded width differs from in_channels)]
+            + FusedDWConvBNAct + [SqueezeExcite (absent when squeeze_channels == 0)]
+            + project PointwiseConvBNAct(activation="none");
+    then x + stochastic_depth(block(x)) when stride == 1 and in_channels == out_channels.
+    Expanded width: make_divisible(in_channels * expand_ratio, 8). squeeze_channels defaults to
+    max(1, in_channels // 4); the SE uses `activation` and a sigmoid gate.
+
+    Train mode: the eager math of the unfolded submodules (BN batch statistics, stochastic depth).
+    Eval mode: one call of effkernels.ops.mbconv with BN folded once and cached (FoldedModule).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, expand_ratio: float, kernel_size: int, stride: int, *,
+                 squeeze_channels: int | None = None, activation: str = "silu", padding: str = "symmetric",
+                 bn_eps: float = 1e-5, bn_momentum: float = 0.1, stochastic_depth_prob: float = 0.0,
+                 backend: str = "auto"):
+        super().__init__()
+        self._init_folding(backend)
+        if stride not in (1, 2):
+            raise ValueError(f"stride: expected 1 or 2, got {stride}")
+        if squeeze_channels is None:
+            squeeze_channels = max(1, in_channels // 4)
+        if squeeze_channels < 0:
+            raise ValueError(f"squeeze_channels: expected >= 0 (0: no squeeze-excitation), got {squeeze_channels}")
+        self.use_res_connect = stride == 1 and in_channels == out_channels
+        self.out_channels = out_channels
+        self.activation = activation
+        self.has_expand = (expanded := make_divisible(in_channels * expand_ratio, 8)) != in_channels
+        self.has_se = squeeze_channels > 0
+        bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, backend=backend)
+        layers = []
+        if self.has_expand:
+            layers.append(PointwiseConvBNAct(in_channels, expanded, activation=activation, **bn))
+        layers.append(FusedDWConvBNAct(expanded, kernel_size, stride, padding=padding, activation=activation, **bn))
+        if self.has_se:
+            layers.append(SqueezeExcite(expanded, squeeze_channels, activation=activation, backend=backend))
+        layers.append(PointwiseConvBNAct(expanded, out_channels, activation="none", **bn))
+        self.block = nn.Sequential(*layers)
+        self.stochastic_depth = StochasticDepth(stochastic_depth_prob)
+
+    def _fold(self):
+        blocks = list(self.block)
+        expand = blocks.pop(0)._fold() if self.has_expand else (None, None)
+        dw = blocks.pop(0)._fold()
+        se = blocks.pop(0)._fold() if self.has_se else (None,) * 4
+        return (*expand, *dw, *se, *blocks.pop(0)._fold())
+
+    def forward(self, x):
+        if self.training:
+            result = self.block(x)
+            if self.use_res_connect:
+                result = self.stochastic_depth(result) + x
+            return result
+        x = op_input(x)
+        ew, eb, dw, db, w1, b1, w2, b2, pw, pb = self.folded(x)
+        dwl = self.block[1 if self.has_expand else 0]
+        return mbconv(x, ew, eb, dw, db, dwl.stride, dwl.op_padding, w1, b1, w2, b2, pw, pb, self.use_res_connect,
+                      activation=self.activation, se_activation=self.activation, se_gate="sigmoid",
+                      backend=self.backend)
