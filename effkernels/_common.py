@@ -108,4 +108,5 @@ def is_channels_last(x: torch.Tensor) -> bool:
 def empty_like_layout(x: torch.Tensor, shape, dtype=None) -> torch.Tensor:
     """A new 4-d tensor of `shape` in x's memory format (channels_last stays channels_last)."""
     fmt = torch.channels_last if is_channels_last(x) else torch.contiguous_format
-    return torch.empty(shape, dtype=dtype or x.dtype, device=x.device).contiguous(memory_format=fmt)
+    # memory_format at allocation: .contiguous(memory_format=...) afterwards would launch a copy kernel.
+    return torch.empty(shape, dtype=dtype or x.dtype, device=x.device, memory_format=fmt)
