@@ -1,0 +1,65 @@
+"""pointwise_conv: 1x1 convolution with an optional SE scale on its input, bias, activation and
+an optional residual: act(conv1x1(x * scale[n, c_in]) + bias) + residual.
+
+Backends: "triton" (effkernels/triton/pointwise_conv.py), "cuda"/"cpu" (torch.ops.effkernels),
+"eager" (reference.pointwise_conv_ref).
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import _ext
+from .._common import FLOAT_DTYPES, activation_code, check_tensor, empty_like_layout
+from ..backends import resolve
+from ..reference import pointwise_conv_ref
+
+
+def check_inference(op: str, *tensors) -> None:
+    """The fused kernels have no backward: refuse inputs that would need one."""
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        raise RuntimeError(f"{op}: the fused kernels are inference-only and got inputs that require grad; "
+                           "use backend='eager' to train, or run under torch.no_grad()/torch.inference_mode()")
+
+
+def _fake(x, weight, bias, activation, scale, residual):
+    n, _, h, w = x.shape
+    return empty_like_layout(x, (n, weight.shape[0], h, w))
+
+
+@torch.library.custom_op("effkernels_triton::pointwise_conv", mutates_args=())
+def _triton_pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, activation: int,
+                           scale: torch.Tensor | None, residual: torch.Tensor | None) -> torch.Tensor:
+    from ..triton.pointwise_conv import pointwise_conv as launch  # triton is imported only when used
+
+    return launch(x, weight, bias, activation, scale, residual)
+
+
+torch.library.register_fake("effkernels_triton::pointwise_conv")(_fake)
+if _ext.loaded():
+    torch.library.register_fake("effkernels::pointwise_conv")(_fake)
+
+
+def pointwise_conv(x, weight, bias, activation="none", scale=None, residual=None, backend="auto"):
+    """1x1 conv on x [N, C_in, H, W] with weight [C_out, C_in] and bias [C_out] (BN folded).
+
+    scale: optional fp32 [N, C_in], multiplies the input (the SE scale), rounded to x's dtype.
+    residual: optional [N, C_out, H, W], added after the activation.
+    Returns [N, C_out, H, W] in x's dtype and memory format.
+    """
+    check_tensor(x, "x", ndim=4, dtype=FLOAT_DTYPES)
+    n, c_in, h, w = x.shape
+    check_tensor(weight, "weight", shape=(None, c_in), dtype=x.dtype, device=x.device)
+    c_out = weight.shape[0]
+    check_tensor(bias, "bias", shape=(c_out,), dtype=x.dtype, device=x.device)
+    act = activation_code(activation)
+    if scale is not None:
+        check_tensor(scale, "scale", shape=(n, c_in), dtype=torch.float32, device=x.device)
+    if residual is not None:
+        check_tensor(residual, "residual", shape=(n, c_out, h, w), dtype=x.dtype, device=x.device)
+    be = resolve(backend, x.device)
+    if be == "eager":
+        return pointwise_conv_ref(x, weight, bias, activation, scale, residual)
+    check_inference("pointwise_conv", x, weight, bias, scale, residual)
+    if be == "triton":
+        return _triton_pointwise_conv(x, weight, bias, act, scale, residual)
+    return torch.ops.effkernels.pointwise_conv(x, weight, bias, act, scale, residual)

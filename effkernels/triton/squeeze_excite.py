@@ -1,0 +1,159 @@
+"""Squeeze-excitation in three kernels: channel sums (squeeze), the excite MLP, and the scale.
+
+Inside an MBConv block the squeeze comes from the depthwise kernel's epilogue and the scale is
+the prologue of the project GEMM (triton/pointwise_conv.py), so only `se_excite` runs there.
+`channel_sums` and `se_scale` serve SE blocks that do not follow a depthwise conv.
+All tensors are addressed through their strides (channels_last, NCHW and views alike).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .._common import empty_like_layout
+from .pointwise_conv import apply_activation
+
+# Tile of the pixel x channel kernels: 4096 elements, 32 per thread at 4 warps.
+_SUMS_BLOCK_HW, _SUMS_BLOCK_C = 64, 64
+_SCALE_BLOCK_M, _SCALE_BLOCK_C = 64, 64
+# se_excite holds the whole hidden vector (S values) in registers; its weight tiles have at most
+# _EXCITE_TILE elements, so BLOCK_C shrinks as S grows.
+_EXCITE_TILE = 4096
+MAX_SQUEEZE = 512
+
+
+@triton.jit
+def _channel_sums_kernel(x_ptr, out_ptr, C, HW, W, sx_n, sx_c, sx_h, sx_w,
+                         BLOCK_HW: tl.constexpr, BLOCK_C: tl.constexpr):
+    # One program per (image, channel block) walks all pixels: no atomics, deterministic sums.
+    n = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_mask = c < C
+    acc = tl.zeros((BLOCK_HW, BLOCK_C), dtype=tl.float32)
+    base = x_ptr + n * sx_n + c[None, :].to(tl.int64) * sx_c
+    for p0 in range(0, HW, BLOCK_HW):
+        p = p0 + tl.arange(0, BLOCK_HW)
+        off = (p // W).to(tl.int64) * sx_h + (p % W).to(tl.int64) * sx_w
+        acc += tl.load(base + off[:, None], mask=(p < HW)[:, None] & c_mask[None, :], other=0.0).to(tl.float32)
+    tl.store(out_ptr + n * C + c, tl.sum(acc, axis=0), mask=c_mask)
+
+
+@triton.jit
+def _se_excite_kernel(sums_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr, inv_hw, C, S,
+                      ss_n, ss_c, sw1_s, sw1_c, sb1, sw2_c, sw2_s, sb2,
+                      ACT: tl.constexpr, GATE: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr):
+    # One program per image: fc1 over channel blocks into a hidden vector held in registers,
+    # then fc2 + gate per channel block.
+    n = tl.program_id(0).to(tl.int64)
+    s = tl.arange(0, BLOCK_S)
+    s_mask = s < S
+    hidden = tl.zeros((BLOCK_S,), dtype=tl.float32)
+    for c0 in range(0, C, BLOCK_C):
+        c = c0 + tl.arange(0, BLOCK_C)
+        c_mask = c < C
+        mean = tl.load(sums_ptr + n * ss_n + c * ss_c, mask=c_mask, other=0.0) * inv_hw
+        w1 = tl.load(w1_ptr + s[:, None] * sw1_s + c[None, :] * sw1_c,
+                     mask=s_mask[:, None] & c_mask[None, :], other=0.0).to(tl.float32)
+        hidden += tl.sum(w1 * mean[None, :], axis=1)
+    hidden = apply_activation(hidden + tl.load(b1_ptr + s * sb1, mask=s_mask, other=0.0).to(tl.float32), ACT)
+    for c0 in range(0, C, BLOCK_C):
+        c = c0 + tl.arange(0, BLOCK_C)
+        c_mask = c < C
+        # Padded s columns carry weight 0, so act(0 + 0) in the padded hidden entries is harmless.
+        w2 = tl.load(w2_ptr + c[:, None] * sw2_c + s[None, :] * sw2_s,
+                     mask=c_mask[:, None] & s_mask[None, :], other=0.0).to(tl.float32)
+        z = tl.sum(w2 * hidden[None, :], axis=1) + tl.load(b2_ptr + c * sb2, mask=c_mask, other=0.0).to(tl.float32)
+        tl.store(out_ptr + n * C + c, apply_activation(z, GATE), mask=c_mask)
+
+
+@triton.jit
+def _se_scale_kernel(x_ptr, scale_ptr, out_ptr, M, C, HW, W, sx_n, sx_c, sx_h, sx_w, ss_n, ss_c,
+                     so_n, so_c, so_h, so_w, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr):
+    m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    c = (tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)
+    mask = (m < M)[:, None] & (c < C)[None, :]
+    img = (m // HW).to(tl.int64)
+    h = (m % HW) // W
+    w = m % W
+    x = tl.load(x_ptr + (img * sx_n + h * sx_h + w * sx_w)[:, None] + c[None, :] * sx_c, mask=mask, other=0.0)
+    s = tl.load(scale_ptr + img[:, None] * ss_n + c[None, :] * ss_c, mask=mask, other=0.0)
+    y = (x.to(tl.float32) * s).to(out_ptr.dtype.element_ty)
+    tl.store(out_ptr + (img * so_n + h * so_h + w * so_w)[:, None] + c[None, :] * so_c, y, mask=mask)
+
+
+def channel_sums(x: torch.Tensor) -> torch.Tensor:
+    """Launcher of effkernels::channel_sums: fp32 [N, C] spatial sums."""
+    n, c, h, w = x.shape
+    out = torch.empty((n, c), dtype=torch.float32, device=x.device)
+    if out.numel() == 0:
+        return out
+    if h * w == 0:
+        return out.zero_()
+    grid = (n, triton.cdiv(c, _SUMS_BLOCK_C))
+    _channel_sums_kernel[grid](x, out, c, h * w, w, *x.stride(), BLOCK_HW=_SUMS_BLOCK_HW, BLOCK_C=_SUMS_BLOCK_C)
+    return out
+
+
+def _excite_blocks(s: int):
+    block_s = max(16, triton.next_power_of_2(s))
+    return block_s, max(16, _EXCITE_TILE // block_s)
+
+
+def se_excite(sums, inv_hw: float, w1, b1, w2, b2, activation: int, gate: int) -> torch.Tensor:
+    """Launcher of effkernels::se_excite: gate(w2 @ act(w1 @ (sums * inv_hw) + b1) + b2), fp32 [N, C]."""
+    n, c = sums.shape
+    s = w1.shape[0]
+    out = torch.empty((n, c), dtype=torch.float32, device=sums.device)
+    if n == 0:
+        return out
+    block_s, block_c = _excite_blocks(s)
+    _se_excite_kernel[(n,)](sums, w1, b1, w2, b2, out, inv_hw, c, s, *sums.stride(), *w1.stride(), b1.stride(0),
+                            *w2.stride(), b2.stride(0),
+                            ACT=activation, GATE=gate, BLOCK_S=block_s, BLOCK_C=block_c, num_warps=4)
+    return out
+
+
+def se_scale(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Launcher of effkernels::se_scale: x * scale[n, c] in x's dtype and memory format."""
+    n, c, h, w = x.shape
+    out = empty_like_layout(x, x.shape)
+    if out.numel() == 0:
+        return out
+    grid = (triton.cdiv(n * h * w, _SCALE_BLOCK_M), triton.cdiv(c, _SCALE_BLOCK_C))
+    _se_scale_kernel[grid](x, scale, out, n * h * w, c, h * w, w, *x.stride(), *scale.stride(), *out.stride(),
+                           BLOCK_M=_SCALE_BLOCK_M, BLOCK_C=_SCALE_BLOCK_C)
+    return out
+
+
+_TRITON_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+def aot_variants():
+    """(kernel, signature, constexprs) per kernel x dtype (x's dtype; the SE weights' for
+    se_excite) for effkernels.triton._aot; channels_last strides, channel stride 1 specialized."""
+    out = []
+    for dt in _TRITON_DTYPES.values():
+        out.append((_channel_sums_kernel,
+                    dict(x_ptr=f"*{dt}:16", out_ptr="*fp32:16", C="i32:16", HW="i32", W="i32", sx_n="i32:16",
+                         sx_c="constexpr", sx_h="i32:16", sx_w="i32:16", BLOCK_HW="constexpr", BLOCK_C="constexpr"),
+                    dict(sx_c=1, BLOCK_HW=_SUMS_BLOCK_HW, BLOCK_C=_SUMS_BLOCK_C, num_warps=4, num_stages=3)))
+        out.append((_se_scale_kernel,
+                    dict(x_ptr=f"*{dt}:16", scale_ptr="*fp32:16", out_ptr=f"*{dt}:16", M="i32", C="i32:16",
+                         HW="i32", W="i32", sx_n="i32:16", sx_c="constexpr", sx_h="i32:16", sx_w="i32:16",
+                         ss_n="i32:16", ss_c="constexpr", so_n="i32:16", so_c="constexpr", so_h="i32:16",
+                         so_w="i32:16", BLOCK_M="constexpr", BLOCK_C="constexpr"),
+                    dict(sx_c=1, ss_c=1, so_c=1, BLOCK_M=_SCALE_BLOCK_M, BLOCK_C=_SCALE_BLOCK_C,
+                         num_warps=4, num_stages=3)))
+        # The excite MLP's tile shape depends on S: the smallest and the largest S it accepts.
+        for s in (16, MAX_SQUEEZE):
+            block_s, block_c = _excite_blocks(s)
+            out.append((_se_excite_kernel,
+                        dict(sums_ptr="*fp32:16", w1_ptr=f"*{dt}:16", b1_ptr=f"*{dt}:16", w2_ptr=f"*{dt}:16",
+                             b2_ptr=f"*{dt}:16", out_ptr="*fp32:16", inv_hw="fp32", C="i32:16", S="i32",
+                             ss_n="i32:16", ss_c="constexpr", sw1_s="i32:16", sw1_c="constexpr",
+                             sb1="constexpr", sw2_c="i32", sw2_s="constexpr", sb2="constexpr", ACT="constexpr",
+                             GATE="constexpr", BLOCK_S="constexpr", BLOCK_C="constexpr"),
+                        dict(ss_c=1, sw1_c=1, sb1=1, sw2_s=1, sb2=1, ACT=3, GATE=5, BLOCK_S=block_s, BLOCK_C=block_c,
+                             num_warps=4, num_stages=3)))
+    return out
