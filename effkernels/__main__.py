@@ -20,7 +20,7 @@ def scaling_table(phis=range(8), batch: int = 1) -> str:
         lines += [f"### rule = {rule}", "",
                   "| phi | depth | width | resolution | params (M) | GFLOPs | x prev |",
                   "|---|---|---|---|---|---|---|"]
-        prev = None
+        prev = first = None
         for phi in phis:
             v = variant(phi, rule)
             with torch.device("meta"):
@@ -28,8 +28,12 @@ def scaling_table(phis=range(8), batch: int = 1) -> str:
             p = profile(model, v.resolution, batch)
             growth = f"{p.flops / prev:.2f}" if prev else "-"
             prev = p.flops
+            first = first or (phi, p.flops)
             lines.append(f"| {phi:g} | {v.depth:.3f} | {v.width:.3f} | {v.resolution} | {p.params / 1e6:.2f} "
                          f"| {p.flops / 1e9:.2f} | {growth} |")
+        if phi > first[0]:
+            mean = (prev / first[1]) ** (1 / (phi - first[0]))
+            lines.append(f"\nFLOPs growth per step of phi (geometric mean): {mean:.2f}x (the seed claims ~2x)")
         lines.append("")
     return "\n".join(lines)
 

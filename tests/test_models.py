@@ -96,3 +96,4 @@ def test_scaling_cli_prints_both_rules(capsys):
     out = capsys.readouterr().out
     assert "rule = compound" in out and "rule = official" in out
     assert "| 0 | 1.000 | 1.000 | 224 | 5.29 |" in out  # B0: 5,288,548 params
+    assert "geometric mean" in out
