@@ -1,0 +1,109 @@
+"""mbconv: a whole MBConv inference forward (BN folded) in as few kernels as the data flow allows.
+
+Triton backend, one launch per step, the expanded tensor written once and read twice:
+  1. expand 1x1 GEMM + bias + act              (pointwise_conv; skipped when expand ratio is 1)
+  2. depthwise conv + bias + act + SE sums      (dwconv_bn_act(se_sums=True))
+  3. SE excite MLP on the sums -> fp32 scale    (se_excite; skipped without SE)
+  4. project 1x1 GEMM, SE scale as prologue, bias + residual as epilogue (pointwise_conv)
+"cuda"/"cpu": torch.ops.effkernels.mbconv_forward; "eager": reference.mbconv_ref.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import _ext
+from .._common import (FLOAT_DTYPES, SE_ACTIVATIONS, SE_GATES, activation_code, check_tensor, conv_geometry,
+                       empty_like_layout)
+from ..backends import resolve
+from ..reference import mbconv_ref
+from .pointwise_conv import _triton_pointwise_conv, check_inference
+from .squeeze_excite import _check_triton_squeeze, _triton_se_excite
+
+
+def _mbconv_forward_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1,
+                         se_w2, se_b2, proj_w, proj_b, residual, activation, se_activation, se_gate):
+    return empty_like_layout(x, (x.shape[0], proj_w.shape[0], out_h, out_w))
+
+
+if _ext.loaded():
+    torch.library.register_fake("effkernels::mbconv_forward")(_mbconv_forward_fake)
+
+
+def _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
+           residual):
+    """Validate shapes/dtypes; return (pad_top, pad_left, out_h, out_w)."""
+    check_tensor(x, "x", ndim=4, dtype=FLOAT_DTYPES)
+    n, c_in, h, w = x.shape
+    like = dict(dtype=x.dtype, device=x.device)
+    if (expand_w is None) != (expand_b is None):
+        raise ValueError("expand_w, expand_b: give both (expand ratio > 1) or neither (expand ratio 1)")
+    if expand_w is not None:
+        check_tensor(expand_w, "expand_w", shape=(None, c_in), **like)
+        c_exp = expand_w.shape[0]
+        check_tensor(expand_b, "expand_b", shape=(c_exp,), **like)
+    else:
+        c_exp = c_in
+    check_tensor(dw_w, "dw_w", shape=(c_exp, 1, None, None), **like)
+    k = dw_w.shape[-1]
+    if dw_w.shape[-2] != k:
+        raise ValueError(f"dw_w: expected a square kernel [C, 1, k, k], got {tuple(dw_w.shape)}")
+    check_tensor(dw_b, "dw_b", shape=(c_exp,), **like)
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"stride: expected a positive int, got {stride!r}")
+    geom = conv_geometry(h, w, k, stride, padding)
+    se = (se_w1, se_b1, se_w2, se_b2)
+    if any(t is None for t in se) and any(t is not None for t in se):
+        raise ValueError("se_w1, se_b1, se_w2, se_b2: give all four (block with SE) or none")
+    if se_w1 is not None:
+        check_tensor(se_w1, "se_w1", shape=(None, c_exp), **like)
+        s = se_w1.shape[0]
+        check_tensor(se_b1, "se_b1", shape=(s,), **like)
+        check_tensor(se_w2, "se_w2", shape=(c_exp, s), **like)
+        check_tensor(se_b2, "se_b2", shape=(c_exp,), **like)
+    check_tensor(proj_w, "proj_w", shape=(None, c_exp), **like)
+    c_out = proj_w.shape[0]
+    check_tensor(proj_b, "proj_b", shape=(c_out,), **like)
+    if not isinstance(residual, bool):
+        raise ValueError(f"residual: expected a bool, got {residual!r}")
+    if residual and (c_out != c_in or geom[2:] != (h, w)):
+        raise ValueError(f"residual: the block maps {c_in}x{h}x{w} to {c_out}x{geom[2]}x{geom[3]}; "
+                         "a residual needs the same channels and size (stride 1, C_out == C_in)")
+    return geom
+
+
+def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
+           residual, activation="silu", se_activation="silu", se_gate="sigmoid", backend="auto"):
+    """MBConv inference forward with BN folded into every conv (see reference.mbconv_ref).
+
+    x [N, C_in, H, W]; expand_w [C_exp, C_in], expand_b [C_exp] (None when expand ratio is 1);
+    dw_w [C_exp, 1, k, k], dw_b [C_exp]; stride; padding (int, "same" or (top, bottom, left, right));
+    se_w1 [S, C_exp], se_b1 [S], se_w2 [C_exp, S], se_b2 [C_exp] (None without SE);
+    proj_w [C_out, C_exp], proj_b [C_out]; residual (bool): add x to the output.
+    All parameters in x's dtype. Returns [N, C_out, out_h, out_w] in x's dtype and memory format.
+    """
+    pad_top, pad_left, out_h, out_w = _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1,
+                                             se_w2, se_b2, proj_w, proj_b, residual)
+    act = activation_code(activation)
+    se_act = activation_code(se_activation, "se_activation", SE_ACTIVATIONS)
+    se_gate_code = activation_code(se_gate, "se_gate", SE_GATES)
+    be = resolve(backend, x.device)
+    if be == "eager":
+        return mbconv_ref(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w,
+                          proj_b, residual, activation, se_activation, se_gate)
+    params = (x, expand_w, expand_b, dw_w, dw_b, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b)
+    check_inference("mbconv", *params)
+    if be != "triton":
+        return torch.ops.effkernels.mbconv_forward(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left,
+                                                   out_h, out_w, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
+                                                   residual, act, se_act, se_gate_code)
+    from .dwconv_bn_act import dwconv_bn_act
+
+    h = x if expand_w is None else _triton_pointwise_conv(x, expand_w, expand_b, act, None, None)
+    scale = None
+    if se_w1 is None:
+        h = dwconv_bn_act(h, dw_w, dw_b, stride, padding, activation, se_sums=False, backend="triton")
+    else:
+        _check_triton_squeeze(se_w1)
+        h, sums = dwconv_bn_act(h, dw_w, dw_b, stride, padding, activation, se_sums=True, backend="triton")
+        scale = _triton_se_excite(sums, 1.0 / (out_h * out_w), se_w1, se_b1, se_w2, se_b2, se_act, se_gate_code)
+    return _triton_pointwise_conv(h, proj_w, proj_b, 0, scale, x if residual else None)
