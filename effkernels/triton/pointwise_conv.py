@@ -37,11 +37,12 @@ def apply_activation(x, ACT: tl.constexpr):
 def _configs():
     if triton_interpreted():  # one config: the interpreter would otherwise "benchmark" every one
         return [triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=1)]
-    # EfficientNet's 1x1 convs: M = N*H*W is large, C_in/C_out are 16..3840. 128-row tiles take
-    # 8 warps: at 4 the fp32 (tf32x3) variants spill.
+    # EfficientNet's 1x1 convs: M = N*H*W is large, C_in/C_out are 16..3840 (the expand convs' C_in
+    # of 16/24 favour BLOCK_K = 16).
     return [
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=8, num_stages=3),
         triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 16}, num_warps=4, num_stages=3),
         triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32}, num_warps=8, num_stages=3),
         triton.Config({"BLOCK_M": 64, "BLOCK_N": 32, "BLOCK_K": 64}, num_warps=4, num_stages=3),
     ]
@@ -51,8 +52,12 @@ CONFIGS = _configs()
 
 
 def _fits(cfg, dtype) -> bool:
-    """fp32 dots run as tf32x3 (three MMAs, split operands): 128x128 tiles spill registers there."""
-    return dtype != torch.float32 or cfg.kwargs["BLOCK_M"] * cfg.kwargs["BLOCK_N"] <= 128 * 64
+    """fp32 dots run as tf32x3 (operands split in two, three MMAs): tiles with more than 24 operand
+    elements per thread per K step, or 128x128 accumulators, spill registers on sm_80/sm_90."""
+    if dtype != torch.float32:
+        return True
+    bm, bn, bk = cfg.kwargs["BLOCK_M"], cfg.kwargs["BLOCK_N"], cfg.kwargs["BLOCK_K"]
+    return bm * bn <= 128 * 64 and (bm + bn) * bk <= 24 * 32 * cfg.num_warps
 
 
 def _prune(configs, named_args, **kwargs):
