@@ -1,0 +1,325 @@
+"""How one (case, provider) is built, checked against eager, timed and described.
+
+Timing (pytest-benchmark pedantic mode, medians):
+- CUDA: the benchmark timer synchronizes before reading the clock (sync_timer), so a round of
+  `iterations` back-to-back calls is measured from an idle GPU to its last kernel's end;
+- the first call (compilation, autotuning, JIT) is timed alone and reported as compile_s, then
+  warm-up rounds run before the timed rounds;
+- inputs rotate through a ring whose total size is at least twice the last-level cache (the GPU's L2,
+  the CPU's L3), so no timed call reads an input still cached by the previous one.
+Correctness: every provider's output on the first input is compared with a higher-precision eager
+reference (fp64 for fp32 runs, fp32 without TF32 otherwise); a provider fails when its relative
+error exceeds max(TOL[dtype], 2 x eager's own error) and is then not timed.
+"""
+from __future__ import annotations
+
+import copy
+import datetime
+import functools
+import glob
+import itertools
+import math
+import os
+import platform
+import time
+import zlib
+
+import pytest
+import torch
+
+import bench_cases
+
+# Relative L2 error allowed per dtype, or twice eager's own error against the reference if larger.
+TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 2e-2}
+FUSED = {"effkernels-triton": "triton", "effkernels-cuda": "cuda", "effkernels-cpu": "cpu"}
+RING_MAX = 256            # at most this many input tensors in the ring
+ROUNDS_MIN, ROUNDS_MAX = 5, 200
+
+
+def sync_timer():
+    """pytest-benchmark timer for CUDA: wait for queued kernels, then read the clock."""
+    torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------------------------------------
+# The device, measured once per session
+
+def _cpu_cache_bytes() -> int:
+    """The largest CPU cache (the last level), from sysfs; 32 MiB where sysfs does not say."""
+    sizes = []
+    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        with open(path) as f:
+            text = f.read().strip()
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        sizes.append(int(text.rstrip("KMG")) * mult)
+    return max(sizes) if sizes else 32 << 20
+
+
+@torch.no_grad()
+def _copy_bandwidth(device: str) -> float:
+    """Bytes per second of a large device-to-device (or RAM-to-RAM) copy, read + write, median of 7."""
+    nbytes = (1 << 30) if device == "cuda" else (128 << 20)
+    if device == "cuda":
+        nbytes = min(nbytes, torch.cuda.mem_get_info()[0] // 8)
+    src = torch.empty(nbytes, dtype=torch.uint8, device=device).random_()
+    dst = torch.empty_like(src)
+    reps, times = 5, []
+    dst.copy_(src)
+    for _ in range(7):
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            dst.copy_(src)
+        _sync(device)
+        times.append((time.perf_counter() - t0) / reps)
+    times.sort()
+    return 2 * nbytes / times[len(times) // 2]
+
+
+@functools.lru_cache(maxsize=None)
+def device_info(device: str) -> dict:
+    import effkernels  # noqa: PLC0415
+
+    info = {"device": device, "torch": torch.__version__, "cuda": torch.version.cuda,
+            "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "host_cpu": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
+            "backends": {k: [ok, why] for k, (ok, why) in effkernels.backends_available().items()}}
+    try:
+        import triton  # noqa: PLC0415
+        info["triton"] = triton.__version__
+    except ImportError:
+        info["triton"] = None
+    if device == "cuda":
+        p = torch.cuda.get_device_properties(0)
+        info.update(name=p.name, capability=f"sm_{p.major}{p.minor}", memory_gib=round(p.total_memory / 2 ** 30, 1),
+                    cache_bytes=getattr(p, "L2_cache_size", 50 << 20), cache="L2")
+    else:
+        info.update(name=f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)",
+                    cache_bytes=_cpu_cache_bytes(), cache="last-level")
+    info["copy_bw_gbps"] = round(_copy_bandwidth(device) / 1e9, 1)
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# A case's shared state: module, input ring, reference, eager error; cached for the last case only
+
+def _rel_err(out, ref) -> float:
+    out, ref = out.float(), ref.float()
+    if not torch.isfinite(out).all():
+        return math.inf
+    return ((out - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+
+
+class CaseState:
+    def __init__(self, case, cfg):
+        dev, dtype, fmt = cfg.device, cfg.torch_dtype, cfg.memory_format
+        seed = zlib.crc32(f"{case.id}/{cfg.batch}".encode())
+        torch.manual_seed(seed)
+        module, shape, self.source = bench_cases.build(case, cfg.batch)
+        module = module.to(dev).to(memory_format=fmt)
+        for p in module.parameters():
+            p.requires_grad_(False)
+        bench_cases.calibrate_bn_(module, torch.randn(shape, device=dev).contiguous(memory_format=fmt))
+        self.module = module  # fp32, eval
+        # Ring of inputs: together at least 2x the last-level cache.
+        info = device_info(dev)
+        one = math.prod(shape) * dtype.itemsize
+        n = min(RING_MAX, max(1, math.ceil(2 * info["cache_bytes"] / one) + 1))
+        if dev == "cuda":
+            n = min(n, max(1, torch.cuda.mem_get_info()[0] // (8 * one)))
+        gen = torch.Generator(device=dev).manual_seed(seed)
+        self.ring = [torch.randn(shape, device=dev, generator=gen).to(dtype).contiguous(memory_format=fmt)
+                     for _ in range(n)]
+        x0 = self.ring[0]
+        # Reference one precision up; TF32 off so the fp32 reference really is fp32.
+        ref_dtype = torch.float64 if dtype == torch.float32 else torch.float32
+        tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        try:
+            self.ref = copy.deepcopy(module).to(ref_dtype)(x0.to(ref_dtype))
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        eager = copy.deepcopy(module).to(dtype)
+        from torch.utils.flop_counter import FlopCounterMode  # noqa: PLC0415
+        with FlopCounterMode(display=False) as fc:
+            out = eager(x0)
+        self.flops = fc.get_total_flops()
+        self.eager_err = _rel_err(out, self.ref)
+        self.tol = max(TOL[dtype], 2 * self.eager_err)
+        weights = sum(p.numel() for p in module.parameters()) * dtype.itemsize
+        self.bytes = x0.numel() * dtype.itemsize + weights + out.numel() * dtype.itemsize
+        self.out_shape = tuple(out.shape)
+
+
+_last = {}
+
+
+def case_state(case, cfg) -> CaseState:
+    key = (case.id, cfg)
+    if key not in _last:
+        _last.clear()
+        if cfg.device == "cuda":
+            torch.cuda.empty_cache()
+        _last[key] = CaseState(case, cfg)
+    return _last[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# Providers
+
+def provider_skip_reason(provider: str, cfg) -> str:
+    """Why `provider` cannot run in this session, or ""."""
+    if provider not in cfg.providers:
+        return f"not in --bench-providers ({','.join(cfg.providers)})"
+    if provider == "compile-max-autotune" and cfg.device != "cuda":
+        return "max-autotune is benchmarked on the GPU only (on the CPU it would spend the quick run autotuning)"
+    if provider in FUSED:
+        backend = FUSED[provider]
+        if backend == "triton" and cfg.device != "cuda":
+            return "no GPU; the interpreter is not a performance path"
+        if backend == "triton" and os.environ.get("TRITON_INTERPRET") == "1":
+            return "TRITON_INTERPRET=1 is set; unset it to time Triton on the GPU"
+        if backend == "cuda" and cfg.device != "cuda":
+            return "no GPU: the CUDA kernels need one"
+        if backend == "cpu" and cfg.device != "cpu":
+            return "this sweep runs on the GPU; effkernels-cpu serves CPU tensors (run with CUDA_VISIBLE_DEVICES= to time it)"
+        try:
+            import effkernels  # noqa: PLC0415
+        except ImportError as e:
+            return f"effkernels is not importable ({e})"
+        ok, why = effkernels.backends_available()[backend]
+        if not ok:
+            return f"backend {backend!r} unavailable: {why}"
+    return ""
+
+
+def _fused_op(case, module, backend: str, dtype):
+    import effkernels  # noqa: PLC0415
+
+    name = "dwconv_bn_act" if case.kind == "dwconv" else "squeeze_excite"
+    op = getattr(effkernels.ops, name, None)
+    if op is None:
+        pytest.skip(f"effkernels.ops.{name} is not in this checkout yet")
+    if case.kind == "dwconv":
+        conv, bn = module[0], module[1]
+        w, b = effkernels.fold_bn(conv.weight, bn)  # once, outside the timed region
+        w, b = w.to(dtype), b.to(dtype)
+        stride, pad = conv.stride[0], conv.padding[0]
+        return lambda x: op(x, w, b, stride, pad, "silu", backend=backend)
+    w1, b1 = module.fc1.weight[:, :, 0, 0].to(dtype), module.fc1.bias.to(dtype)
+    w2, b2 = module.fc2.weight[:, :, 0, 0].to(dtype), module.fc2.bias.to(dtype)
+    return lambda x: op(x, w1, b1, w2, b2, backend=backend)
+
+
+def _converted(module, backend: str):
+    import effkernels  # noqa: PLC0415
+
+    convert = getattr(effkernels, "convert", None)
+    if convert is None:
+        pytest.skip("effkernels.convert is not in this checkout yet")
+    fast = convert(module, backend=backend)
+    report = getattr(fast, "effkernels_report", None)
+    if report is not None and not report.converted:
+        pytest.skip(f"effkernels.convert swapped nothing in this model: {report}")
+    return fast
+
+
+def make_provider(case, provider: str, state: CaseState, cfg):
+    """A callable x -> output for `provider`, built from a copy of the case's module."""
+    module = copy.deepcopy(state.module).to(cfg.torch_dtype)
+    if provider == "eager":
+        return module
+    if provider.startswith("compile"):
+        torch._dynamo.reset()  # each case compiles afresh: no recompile limit, no automatic dynamic shapes
+        mode = "max-autotune" if provider == "compile-max-autotune" else None
+        return torch.compile(module, mode=mode, dynamic=False)
+    backend = FUSED[provider]
+    if case.level == "op":
+        return _fused_op(case, module, backend, cfg.torch_dtype)
+    return _converted(module, backend)
+
+
+# ---------------------------------------------------------------------------------------------
+# One benchmark
+
+def run(benchmark, case, provider: str, cfg, record_wrong) -> None:
+    """Build, check, time `provider` on `case`; fill benchmark.extra_info. Skips and failures raise."""
+    if case.skip:
+        pytest.skip(case.skip)
+    why = provider_skip_reason(provider, cfg)
+    if why:
+        pytest.skip(why)
+    try:
+        state = case_state(case, cfg)
+    except LookupError as e:
+        pytest.skip(str(e))
+    info = device_info(cfg.device)
+    dev = cfg.device
+    fn = make_provider(case, provider, state, cfg)
+    ring = state.ring
+    x0 = ring[0]
+
+    _sync(dev)
+    t0 = time.perf_counter()
+    try:
+        out = fn(x0)
+    except (NotImplementedError, ValueError) as e:  # a fused op that does not cover this case says so
+        if provider not in FUSED:
+            raise
+        pytest.skip(f"{provider} does not run this case: {type(e).__name__}: {e}")
+    _sync(dev)
+    compile_s = time.perf_counter() - t0
+
+    err = _rel_err(out, state.ref) if tuple(out.shape) == state.out_shape else math.inf
+    extra = dict(level=case.level, phi=case.phi, model=f"B{case.phi}", resolution=case.resolution, case=case.id,
+                 shape=case.shape, kind=case.kind, provider=provider, dtype=cfg.dtype, layout=cfg.layout,
+                 batch=cfg.batch, baseline=state.source, device=info["name"], bytes=state.bytes, flops=state.flops,
+                 rel_err=err, eager_rel_err=state.eager_err, tol=state.tol, compile_s=round(compile_s, 4))
+    del out
+    if not err <= state.tol:
+        record_wrong(dict(extra, status="wrong"))
+        pytest.fail(f"WRONG: {provider} on {case.id}: relative error {err:.3e} vs the reference > tolerance "
+                    f"{state.tol:.1e} (eager's own error {state.eager_err:.1e}); not timed", pytrace=False)
+
+    cycle = itertools.cycle(ring)
+
+    def call():
+        return fn(next(cycle))
+
+    # Per-call estimate -> iterations per round (rounds long against the timer's overhead) and rounds.
+    n, t0 = 0, time.perf_counter()
+    while n < 3 or (time.perf_counter() - t0 < 0.02 and n < 1000):
+        call()
+        n += 1
+        _sync(dev)
+    t_call = (time.perf_counter() - t0) / n
+    round_target = 2e-3 if dev == "cuda" else 1e-2
+    iterations = max(1, min(10_000, math.ceil(round_target / t_call)))
+    rounds = max(ROUNDS_MIN, min(ROUNDS_MAX, int(cfg.case_time / (iterations * t_call))))
+
+    peak = None
+    if dev == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        call()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+
+    benchmark.pedantic(call, rounds=rounds, iterations=iterations, warmup_rounds=1)
+    median = benchmark.stats.stats.median
+    bw = info["copy_bw_gbps"]
+    gbps = state.bytes / median / 1e9
+    extra.update(status="ok", median_s=median, gbps=round(gbps, 2), tflops=round(state.flops / median / 1e12, 4),
+                 copy_bw_gbps=bw, pct_copy_bw=round(100 * gbps / bw, 2),
+                 peak_mem_mb=None if peak is None else round(peak / 2 ** 20, 2),
+                 peak_mem_note="extra device memory allocated during one call" if peak is not None else
+                 "n/a on the CPU (no allocator statistics)",
+                 ring=len(ring), iterations=iterations, rounds=rounds)
+    benchmark.extra_info.update(extra)

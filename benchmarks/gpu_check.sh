@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The whole GPU check in one command, for a GPU machine without network (see ../docs and README.md):
+#   benchmarks/gpu_check.sh OUTDIR
+# 1 env: nvidia-smi -L, torch / triton / nvcc versions          -> OUTDIR/env.txt
+# 2 build the extension in place for this card's arch (pip -e)
+# 3 pytest -x -q tests on CUDA
+# 4 compute-sanitizer --tool memcheck on one small call per CUDA op (benchmarks/sanitize_ops.py)
+# 5 the benchmark sweep (full mode) under a time budget          -> OUTDIR/bench.json, report.md, plot.png
+# 6 a summary table, printed last                               -> everything also in OUTDIR/log.txt
+# Every step has its own time limit taken from one overall budget (EFFK_GPU_CHECK_SECONDS, default 450),
+# a failing step is logged and the script goes on, so it always reaches the report and the summary.
+# EFFK_GPU_CHECK_DRY_RUN=1 prints the commands instead of running them (a check of this script's logic).
+set -u
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 OUTDIR" >&2
+    exit 2
+fi
+mkdir -p "$1" || exit 2
+OUT=$(cd "$1" && pwd)
+cd "$(dirname "$0")/.." || exit 2
+REPO=$(pwd)
+PY=${PYTHON:-python}
+TOTAL=${EFFK_GPU_CHECK_SECONDS:-450}
+DRY=${EFFK_GPU_CHECK_DRY_RUN:-0}
+# The sweep: full mode, the two heaviest depthwise shapes and stage-first blocks per phi, so that every
+# phi gets eager and the fused kernels before torch.compile spends the budget (see benchmarks/README.md).
+SWEEP_ARGS=${EFFK_GPU_SWEEP_ARGS:---bench-op-shapes 2 --bench-blocks 2 --bench-case-time 0.3}
+START=$SECONDS
+LOG="$OUT/log.txt"
+: > "$LOG"
+exec > >(tee -a "$LOG") 2>&1
+TEE_PID=$!
+
+STEPS=()
+record() { STEPS+=("$(printf '%-10s %-28s %5ss' "$1" "$2" "$3")"); }
+left() { echo $((TOTAL - (SECONDS - START))); }
+# limit CAP RESERVE: a step's limit: at most CAP seconds, leaving RESERVE seconds for the steps after it.
+limit() {
+    local l=$(( $(left) - $2 ))
+    [ "$l" -gt "$1" ] && l=$1
+    [ "$l" -lt 10 ] && l=10
+    echo "$l"
+}
+# run NAME LIMIT CMD...: time-bounded (SIGINT at the limit, SIGKILL 15 s later), logged, never fatal.
+run() {
+    local name=$1 lim=$2 t0=$SECONDS rc
+    shift 2
+    echo
+    echo "=== [$name] limit ${lim}s, $(left)s left of ${TOTAL}s: $*"
+    if [ "$DRY" = 1 ]; then
+        rc=0
+    else
+        timeout -s INT -k 15 "$lim" "$@"
+        rc=$?
+    fi
+    local how="ok"
+    [ "$rc" -ne 0 ] && how="FAILED (exit $rc)"
+    [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && how="TIMED OUT after ${lim}s"
+    record "$name" "$how" $((SECONDS - t0))
+    echo "=== [$name] $how in $((SECONDS - t0))s"
+    return 0
+}
+
+# ---- 1. environment -------------------------------------------------------------------------------
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "host: $(hostname)"
+    echo "git: $(git -C "$REPO" rev-parse HEAD 2>/dev/null) $(git -C "$REPO" status --short 2>/dev/null | wc -l) changed file(s)"
+    echo "--- nvidia-smi -L"; nvidia-smi -L 2>&1
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1
+    echo "--- nvcc"; (nvcc --version 2>&1 || "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" --version 2>&1) | tail -2
+    echo "--- python"
+    $PY - <<'EOF' 2>&1
+import importlib, platform, torch
+print("python", platform.python_version())
+print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available() and torch.cuda.get_device_name(0))
+for m in ("triton", "torchvision", "timm", "pytest", "pytest_benchmark", "hypothesis", "matplotlib", "numpy"):
+    try:
+        print(m, importlib.import_module(m).__version__)
+    except Exception as e:  # noqa: BLE001
+        print(m, "NOT AVAILABLE:", type(e).__name__, e)
+EOF
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+record env ok $((SECONDS - START))
+
+# ---- 2. build -------------------------------------------------------------------------------------
+ARCH=$($PY -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())" 2>/dev/null || echo "9.0")
+export TORCH_CUDA_ARCH_LIST=$ARCH MAX_JOBS=${MAX_JOBS:-16} PIP_DISABLE_PIP_VERSION_CHECK=1
+run build "$(limit 240 230)" $PY -m pip install --no-build-isolation --no-deps --no-index -v -e "$REPO"
+$PY -c "import effkernels; [print(f'  backend {k:6s} {\"yes\" if ok else \"no \"} {why}') for k, (ok, why) in effkernels.backends_available().items()]" 2>&1
+
+# ---- 3. tests -------------------------------------------------------------------------------------
+run tests "$(limit 120 220)" $PY -m pytest -x -q -p no:cacheprovider "$REPO/tests"
+
+# ---- 4. compute-sanitizer -------------------------------------------------------------------------
+SAN=$(command -v compute-sanitizer || ls "${CUDA_HOME:-/usr/local/cuda}"/bin/compute-sanitizer /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+if [ -n "$SAN" ]; then
+    run sanitizer "$(limit 60 190)" "$SAN" --tool memcheck --error-exitcode 1 --print-limit 20 $PY "$REPO/benchmarks/sanitize_ops.py"
+else
+    echo "=== [sanitizer] skipped: compute-sanitizer not found (PATH, \$CUDA_HOME/bin, /usr/local/cuda*/bin)"
+    record sanitizer "skipped (not installed)" 0
+fi
+
+# ---- 5. benchmark sweep ---------------------------------------------------------------------------
+# run.py splits its budget over the levels (soft budget inside pytest, hard limit 60 s later) and
+# always renders what it has; the outer limit here is a last guard.
+SWEEP_LIMIT=$(limit 100000 25)
+SWEEP_BUDGET=$((SWEEP_LIMIT - 70))
+[ "$SWEEP_BUDGET" -lt 30 ] && SWEEP_BUDGET=30
+# shellcheck disable=SC2086  # SWEEP_ARGS is a list of options
+run sweep "$SWEEP_LIMIT" $PY "$REPO/benchmarks/run.py" --out "$OUT" --mode full --budget "$SWEEP_BUDGET" -- $SWEEP_ARGS
+
+# ---- 6. summary (last) ----------------------------------------------------------------------------
+echo
+echo "================ effkernels GPU check: summary ================"
+head -4 "$OUT/env.txt" | tail -2
+grep -m1 -E "^GPU 0" "$OUT/env.txt"
+grep -E "^(torch|triton) " "$OUT/env.txt"
+printf '%s\n' "${STEPS[@]}"
+grep -E "passed|failed|error" "$LOG" | grep -E "^(=+ )?[0-9]+ (passed|failed)|^FAILED|no tests ran" | tail -3
+grep -E "^sanitize_ops: .*(FAILED|NON-FINITE)|ERROR SUMMARY" "$LOG" | tail -4
+if [ -f "$OUT/bench.json" ] && [ "$DRY" != 1 ]; then
+    $PY "$REPO/benchmarks/report.py" "$OUT/bench.json" --out "$OUT" --summary 2>&1 | grep -v "^report: "
+else
+    echo "no benchmark results (see $LOG)"
+fi
+echo "files: $(cd "$OUT" && ls | tr '\n' ' ')"
+echo "total $((SECONDS - START))s"
+exec 1>&- 2>&-
+wait "$TEE_PID"

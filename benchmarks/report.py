@@ -1,0 +1,258 @@
+"""Turn pytest-benchmark JSON from this suite into a markdown report and a PNG plot.
+
+    python benchmarks/report.py BENCH.json [MORE.json ...] [--out DIR] [--merged PATH] [--summary]
+
+Inputs: pytest-benchmark JSON files written with --benchmark-json (their "effkernels" section holds
+the device, the config and the cases that were not timed), or the --bench-outcomes files of runs
+that timed nothing. Several inputs are merged (run.py runs one pytest per level).
+Writes DIR/report.md and DIR/plot.png (DIR defaults to the first input's folder; the plot is left
+out, with a note, when matplotlib is not installed) and prints the report, or with --summary only
+the summary table. --merged PATH also writes the merged JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+
+LEVELS = ("op", "block", "model")
+PROVIDERS = ("eager", "compile", "compile-max-autotune", "effkernels-triton", "effkernels-cuda", "effkernels-cpu")
+
+
+def merge(paths):
+    """One dict in pytest-benchmark's layout with a combined "effkernels" section."""
+    out = {"machine_info": {}, "commit_info": {}, "benchmarks": [], "datetime": None,
+           "effkernels": {"device": None, "configs": [], "outcomes": []}}
+    seen = set()
+    for path in paths:
+        with open(path) as f:
+            d = json.load(f)
+        effk = d.get("effkernels", d if "outcomes" in d else {})
+        if "benchmarks" in d:
+            out["benchmarks"] += d["benchmarks"]
+            out["machine_info"] = out["machine_info"] or d.get("machine_info", {})
+            out["commit_info"] = out["commit_info"] or d.get("commit_info", {})
+            out["datetime"] = out["datetime"] or d.get("datetime")
+        if effk.get("device") and not out["effkernels"]["device"]:
+            out["effkernels"]["device"] = effk["device"]
+        configs = effk.get("configs") or ([effk["config"]] if effk.get("config") else [])
+        out["effkernels"]["configs"] += [c for c in configs if c not in out["effkernels"]["configs"]]
+        for o in effk.get("outcomes", []):
+            key = (o["level"], o["case"], o["provider"])
+            if key not in seen:
+                seen.add(key)
+                out["effkernels"]["outcomes"].append(o)
+    return out
+
+
+def rows_of(data):
+    """Timed rows (extra_info + median) and non-timed outcomes, one dict each."""
+    timed = []
+    for b in data["benchmarks"]:
+        e = dict(b.get("extra_info", {}))
+        if e.get("status") == "ok":
+            e["median_s"] = b["stats"]["median"]
+            e["iqr_s"] = b["stats"]["iqr"]
+            timed.append(e)
+    return timed, data["effkernels"]["outcomes"]
+
+
+def _geomean(xs):
+    xs = [x for x in xs if x and x > 0]
+    return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else None
+
+
+def speedups(timed):
+    """{(level, phi, provider): [speedup vs eager per case]} and per-row vs eager / vs compile."""
+    by_case = defaultdict(dict)
+    for r in timed:
+        by_case[(r["level"], r["case"])][r["provider"]] = r["median_s"]
+    per_phi = defaultdict(list)
+    for r in timed:
+        base = by_case[(r["level"], r["case"])]
+        r["vs_eager"] = base["eager"] / r["median_s"] if "eager" in base else None
+        r["vs_compile"] = base["compile"] / r["median_s"] if "compile" in base else None
+        if r["vs_eager"]:
+            per_phi[(r["level"], r["phi"], r["provider"])].append(r["vs_eager"])
+    return {k: _geomean(v) for k, v in per_phi.items()}
+
+
+def _t(s):
+    return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.3f} ms" if s < 1 else f"{s:.3f} s"
+
+
+def _x(v):
+    return f"{v:.2f}x" if v else "-"
+
+
+def _n(v, fmt):
+    return "-" if v is None else format(v, fmt)
+
+
+def summary_table(data, timed, outcomes, geo) -> list:
+    phis = sorted({r["phi"] for r in timed} | {o["phi"] for o in outcomes if o["phi"] >= 0})
+    lines = ["| level | provider | " + " | ".join(f"B{p}" for p in phis) + " | timed | wrong | error | skipped |",
+             "|---|---|" + "---|" * len(phis) + "---|---|---|---|"]
+    for level in LEVELS:
+        for prov in PROVIDERS:
+            n_t = sum(1 for r in timed if r["level"] == level and r["provider"] == prov)
+            n = {s: sum(1 for o in outcomes if o["level"] == level and o["provider"] == prov and o["status"] == s)
+                 for s in ("wrong", "error", "skipped")}
+            if not n_t and not n["wrong"] and not n["error"] and not n["skipped"]:
+                continue
+            cells = [_x(geo.get((level, p, prov))) for p in phis]
+            lines.append(f"| {level} | {prov} | " + " | ".join(cells) +
+                         f" | {n_t} | {n['wrong']} | {n['error']} | {n['skipped']} |")
+    return lines
+
+
+def _header(data) -> list:
+    effk = data["effkernels"]
+    d = effk.get("device") or {}
+    cfgs = effk.get("configs") or [{}]
+    c = cfgs[0]
+    lines = ["# effkernels benchmark report", ""]
+    lines.append(f"- device: {(d.get('name', '?') + ' ' + d.get('capability', '')).strip()}, torch {d.get('torch', '?')}, "
+                 f"triton {d.get('triton', '?')}, CUDA {d.get('cuda', '?')}; run {d.get('date_utc', data.get('datetime'))}")
+    lines.append(f"- measured copy bandwidth (read + write, this run): {d.get('copy_bw_gbps', '?')} GB/s")
+    lines.append(f"- dtype {c.get('dtype', '?')}, {c.get('layout', '?')}, batch {c.get('batch', '?')}, "
+                 f"mode {c.get('mode', '?')}, resolution {c.get('resolution') or 'paper (per phi)'}")
+    if len(cfgs) > 1:
+        lines.append(f"- merged from {len(cfgs)} pytest sessions (one per level)")
+    backends = d.get("backends") or {}
+    if backends:
+        lines.append("- effkernels backends: " + "; ".join(f"{k}: {'yes' if v[0] else 'no'}" for k, v in backends.items()))
+    lines += ["",
+              "Bytes = every input (activations and weights) read once + every output written once: the floor. "
+              "GB/s and % of copy bandwidth use it, so at block and model level they understate the real traffic. "
+              "FLOPs = conv and matmul FLOPs counted by torch.utils.flop_counter on the eager module. "
+              "Times are medians of pytest-benchmark rounds; speedups are eager (or compile) median / provider "
+              "median on the same case. Peak memory = device memory allocated during one call beyond the "
+              "inputs and weights (GPU only).", ""]
+    return lines
+
+
+def render(data) -> str:
+    timed, outcomes = rows_of(data)
+    geo = speedups(timed)
+    lines = _header(data)
+    lines += ["## Summary: speedup vs eager (geometric mean over the cases of each phi)", ""]
+    lines += summary_table(data, timed, outcomes, geo) + [""]
+    for level in LEVELS:
+        lt = [r for r in timed if r["level"] == level]
+        lo = [o for o in outcomes if o["level"] == level]
+        if not lt and not lo:
+            continue
+        lines += [f"## {level} level", ""]
+        for phi in sorted({r["phi"] for r in lt} | {o["phi"] for o in lo if o["status"] != "skipped"}):
+            res = next((r["resolution"] for r in lt if r["phi"] == phi), None)
+            lines += [f"### B{phi}" + (f" ({res} px)" if res else ""), "",
+                      "| case | provider | median | vs eager | vs compile | GB/s | % copy BW | TFLOP/s | peak MB | compile s |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
+            cases = []
+            for r in lt + lo:
+                if r["phi"] == phi and r["case"] not in cases:
+                    cases.append(r["case"])
+            for case in cases:
+                for prov in PROVIDERS:
+                    r = next((r for r in lt if r["case"] == case and r["provider"] == prov), None)
+                    o = next((o for o in lo if o["case"] == case and o["provider"] == prov
+                              and o["status"] in ("wrong", "error")), None)
+                    if r:
+                        lines.append(f"| {r['shape']} | {prov} | {_t(r['median_s'])} | {_x(r['vs_eager'])} | "
+                                     f"{_x(r['vs_compile'])} | {_n(r['gbps'], '.1f')} | {_n(r['pct_copy_bw'], '.1f')} | "
+                                     f"{_n(r['tflops'], '.3f')} | {_n(r['peak_mem_mb'], '.1f')} | {_n(r['compile_s'], '.2f')} |")
+                    elif o and o["status"] == "wrong":
+                        lines.append(f"| {o['shape']} | {prov} | **WRONG**: rel err {o['rel_err']:.2e} > tol "
+                                     f"{o['tol']:.1e}, not timed | | | | | | | |")
+                    elif o:
+                        lines.append(f"| {o['shape']} | {prov} | **ERROR**: {o['reason'][:160]} | | | | | | | |")
+            lines.append("")
+        skipped = defaultdict(list)
+        for o in lo:
+            if o["status"] == "skipped":
+                skipped[(o["provider"], o["reason"])].append(o["case"])
+        if skipped:
+            lines += [f"Not run at the {level} level:", ""]
+            for (prov, reason), cases in sorted(skipped.items()):
+                lines.append(f"- {prov}, {len(cases)} case(s): {reason}")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def plot(data, path) -> str:
+    """Speedup vs eager over phi, one panel per level, one line per provider. Returns a note."""
+    try:
+        import matplotlib  # noqa: PLC0415
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError as e:
+        return f"no plot: matplotlib is not importable ({e})"
+    timed, _ = rows_of(data)
+    geo = speedups(timed)
+    levels = [lv for lv in LEVELS if any(r["level"] == lv for r in timed)]
+    if not levels:
+        return "no plot: nothing was timed"
+    fig, axes = plt.subplots(1, len(levels), figsize=(5 * len(levels), 4), squeeze=False)
+    for ax, level in zip(axes[0], levels):
+        phis = sorted({r["phi"] for r in timed if r["level"] == level})
+        for prov in PROVIDERS:
+            pts = sorted((phi, v) for (lv, phi, p), v in geo.items() if lv == level and p == prov and v)
+            if pts:
+                ax.plot([p for p, _ in pts], [v for _, v in pts], marker="o", label=prov,
+                        linestyle="--" if prov == "eager" else "-")
+        ax.axhline(1.0, color="gray", linewidth=0.8)
+        ax.set_title(f"{level} level")
+        ax.set_xticks(phis, [f"B{p}" for p in phis])
+        ax.set_xlim(phis[0] - 0.5, phis[-1] + 0.5)
+        ax.set_xlabel("phi (EfficientNet-B0..B7)")
+        ax.set_ylabel("speedup vs eager (geomean)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    d = data["effkernels"].get("device") or {}
+    c = (data["effkernels"].get("configs") or [{}])[0]
+    fig.suptitle(f"{d.get('name', '?')}, {c.get('dtype', '?')} {c.get('layout', '')}, batch {c.get('batch', '?')}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"plot: {path}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("inputs", nargs="+", help="pytest-benchmark JSON files (and/or --bench-outcomes files)")
+    ap.add_argument("--out", help="folder for report.md and plot.png (default: the first input's folder)")
+    ap.add_argument("--merged", help="also write the merged JSON here")
+    ap.add_argument("--summary", action="store_true", help="print only the summary table")
+    args = ap.parse_args(argv)
+    paths = [p for p in args.inputs if os.path.exists(p)]
+    for p in args.inputs:
+        if p not in paths:
+            print(f"report: {p} does not exist (that run timed nothing or was killed); left out", file=sys.stderr)
+    if not paths:
+        print("report: no input to render", file=sys.stderr)
+        return 1
+    data = merge(paths)
+    out = args.out or os.path.dirname(os.path.abspath(paths[0]))
+    os.makedirs(out, exist_ok=True)
+    if args.merged:
+        with open(args.merged, "w") as f:
+            json.dump(data, f, indent=1)
+    text = render(data)
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(text + "\n")
+    note = plot(data, os.path.join(out, "plot.png"))
+    if args.summary:
+        timed, outcomes = rows_of(data)
+        print("\n".join(summary_table(data, timed, outcomes, speedups(timed))))
+    else:
+        print(text)
+    print(f"\nreport: {os.path.join(out, 'report.md')}; {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
