@@ -11,14 +11,30 @@ from torchvision.models.efficientnet import MBConv, MBConvConfig
 
 from effkernels import _ext, reference
 from effkernels._common import is_channels_last
-from effkernels.backends import backends_available
+from effkernels.backends import backends_available, triton_interpreted
 from effkernels.fold import fold_bn
 from effkernels.ops.mbconv import mbconv
 from helpers import assert_close_to_ref
 
-HAS_TRITON = backends_available()["triton"][0]
-HAS_CPU = _ext.loaded() and torch._C._dispatch_has_kernel_for_dispatch_key("effkernels::mbconv_forward", "CPU")
-BACKENDS = [b for b, ok in (("triton", HAS_TRITON), ("cpu", HAS_CPU), ("eager", True)) if ok]
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the interpreter runs Triton on the CPU
+NATIVE = DEVICE.type  # the C++ backend serving DEVICE: "cuda" or "cpu"
+
+
+def _backends(op):
+    """Backends that can run `op` on DEVICE here: triton, the C++ kernels once built, eager."""
+    native = _ext.loaded() and torch._C._dispatch_has_kernel_for_dispatch_key(f"effkernels::{op}", NATIVE.upper())
+    triton_ok = backends_available()["triton"][0] and (DEVICE.type == "cuda" or triton_interpreted())
+    return [b for b, ok in (("triton", triton_ok), (NATIVE, native), ("eager", True)) if ok]
+
+
+@pytest.fixture(autouse=True)
+def _on_device():
+    with torch.device(DEVICE):
+        yield
+
+
+BACKENDS = _backends("mbconv_forward")
+HAS_TRITON = "triton" in BACKENDS
 
 
 def _torchvision_block(expand, k, stride, c_in, c_out):
@@ -220,7 +236,7 @@ def _launch_block(expand, se):
     return lambda: mbconv(x, *p, backend="triton")
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="triton is not available")
+@pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
 @pytest.mark.parametrize("expand,se,expected", LAUNCH_CASES)
 def test_triton_launches(expand, se, expected):
     """At most 4 Triton kernels per block (3 when expand ratio is 1): expand, dw (+ SE sums),
@@ -231,7 +247,7 @@ def test_triton_launches(expand, se, expected):
     assert len(launched) == expected, launched
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="triton is not available")
+@pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
 @pytest.mark.parametrize("expand,se,expected", [
     pytest.param(6, True, 4, id="expand6-se", marks=pytest.mark.xfail(
         strict=True, reason="dwconv_bn_act(se_sums=True) zero-fills its sums buffer (torch.zeros: a memset)")),

@@ -5,19 +5,31 @@ import torch
 
 from effkernels import _ext, reference
 from effkernels._common import CONV_ACTIVATIONS, is_channels_last
-from effkernels.backends import backends_available
+from effkernels.backends import backends_available, triton_interpreted
 from effkernels.ops.pointwise_conv import pointwise_conv
 from helpers import assert_close_to_ref, poison_
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 
-def _has_kernel(op, key):
-    return _ext.loaded() and torch._C._dispatch_has_kernel_for_dispatch_key(f"effkernels::{op}", key)
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the interpreter runs Triton on the CPU
+NATIVE = DEVICE.type  # the C++ backend serving DEVICE: "cuda" or "cpu"
 
 
-BACKENDS = [b for b, ok in (("triton", backends_available()["triton"][0]),
-                            ("cpu", _has_kernel("pointwise_conv", "CPU")), ("eager", True)) if ok]
+def _backends(op):
+    """Backends that can run `op` on DEVICE here: triton, the C++ kernels once built, eager."""
+    native = _ext.loaded() and torch._C._dispatch_has_kernel_for_dispatch_key(f"effkernels::{op}", NATIVE.upper())
+    triton_ok = backends_available()["triton"][0] and (DEVICE.type == "cuda" or triton_interpreted())
+    return [b for b, ok in (("triton", triton_ok), (NATIVE, native), ("eager", True)) if ok]
+
+
+@pytest.fixture(autouse=True)
+def _on_device():
+    with torch.device(DEVICE):
+        yield
+
+
+BACKENDS = _backends("pointwise_conv")
 
 
 @pytest.fixture
@@ -133,7 +145,7 @@ def test_eager_backend_trains():
 
 def test_triton_op_registration():
     """Schema, fake kernel and torch.compile tracing of the Triton custom op (opcheck)."""
-    if not backends_available()["triton"][0]:
-        pytest.skip("triton is not available")
+    if "triton" not in BACKENDS:
+        pytest.skip("triton cannot run here")
     x, w, b = _inputs(2, 8, 4, 3, 3, torch.float32, True)
     torch.library.opcheck(torch.ops.effkernels_triton.pointwise_conv, (x, w, b, 3, torch.rand(2, 8), None))

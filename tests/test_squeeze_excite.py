@@ -6,16 +6,28 @@ from torchvision.ops import SqueezeExcitation
 
 from effkernels import _ext, reference
 from effkernels._common import is_channels_last
-from effkernels.backends import backends_available
+from effkernels.backends import backends_available, triton_interpreted
 from effkernels.ops.squeeze_excite import channel_sums, se_excite, se_scale, squeeze_excite
 from helpers import assert_close_to_ref, poison_
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the interpreter runs Triton on the CPU
+NATIVE = DEVICE.type  # the C++ backend serving DEVICE: "cuda" or "cpu"
+
+
 def _backends(op):
-    has_cpu = _ext.loaded() and torch._C._dispatch_has_kernel_for_dispatch_key(f"effkernels::{op}", "CPU")
-    return [b for b, ok in (("triton", backends_available()["triton"][0]), ("cpu", has_cpu), ("eager", True)) if ok]
+    """Backends that can run `op` on DEVICE here: triton, the C++ kernels once built, eager."""
+    native = _ext.loaded() and torch._C._dispatch_has_kernel_for_dispatch_key(f"effkernels::{op}", NATIVE.upper())
+    triton_ok = backends_available()["triton"][0] and (DEVICE.type == "cuda" or triton_interpreted())
+    return [b for b, ok in (("triton", triton_ok), (NATIVE, native), ("eager", True)) if ok]
+
+
+@pytest.fixture(autouse=True)
+def _on_device():
+    with torch.device(DEVICE):
+        yield
 
 
 @pytest.fixture
@@ -160,7 +172,7 @@ def test_bad_inputs():
         se_scale(x, sums.double(), backend="eager")
 
 
-@pytest.mark.skipif(not backends_available()["triton"][0], reason="triton is not available")
+@pytest.mark.skipif("triton" not in _backends("se_excite"), reason="triton cannot run here")
 def test_triton_squeeze_limit():
     from effkernels.triton.squeeze_excite import MAX_SQUEEZE
 
@@ -180,7 +192,7 @@ def test_refuses_autograd(backend):
         se_scale(x, torch.rand(1, 8, requires_grad=True), backend=backend)
 
 
-@pytest.mark.skipif(not backends_available()["triton"][0], reason="triton is not available")
+@pytest.mark.skipif("triton" not in _backends("se_excite"), reason="triton cannot run here")
 def test_triton_op_registration():
     """Schemas, fake kernels and torch.compile tracing of the Triton custom ops (opcheck)."""
     x = _x(2, 8, 3, 3, torch.float32, True)

@@ -50,7 +50,8 @@ def _triton_se_scale(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return launch(x, scale)
 
 
-for _name, _fake in (("channel_sums", _channel_sums_fake), ("se_excite", _se_excite_fake), ("se_scale", _se_scale_fake)):
+for _name, _fake in (("channel_sums", _channel_sums_fake), ("se_excite", _se_excite_fake),
+                     ("se_scale", _se_scale_fake)):
     torch.library.register_fake(f"effkernels_triton::{_name}")(_fake)
     if _ext.loaded():
         torch.library.register_fake(f"effkernels::{_name}")(_fake)
