@@ -188,7 +188,7 @@ def _kernels(fn):
     def patched(cls):
         def run(self, *args, warmup=False, **kwargs):
             if not warmup:
-                launched.append(self.fn.__name__ if cls is interp.InterpretedFunction else self.__name__)
+                launched.append(self.fn.__name__)
             depth[0] += 1
             try:
                 return originals[cls](self, *args, warmup=warmup, **kwargs)
