@@ -89,7 +89,7 @@ def _pointwise_conv_kernel(
     offs_k = tl.arange(0, BLOCK_K)
     m_mask = offs_m < M
     n_mask = offs_n < C_OUT
-    # A tile's rows may straddle two images: every row carries its own image index.
+    # A tile's rows may span several images (small H*W): every row carries its own image index.
     img = (offs_m // HW).to(tl.int64)
     hw = offs_m % HW
     row_h = hw // W
