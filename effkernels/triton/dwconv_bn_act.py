@@ -1,0 +1,271 @@
+"""Fused depthwise k x k convolution + folded BatchNorm + activation (+ SE sums), Triton.
+
+    out[n, c, oh, ow] = act(bias[c] + sum_{kh, kw} weight[c, 0, kh, kw] * x[n, c, ih, iw])
+    ih = oh * stride - pad_top + kh,  iw = ow * stride - pad_left + kw   (outside the input: 0)
+
+One pass over the input: every output element is written once, in x's dtype and memory
+format; BN is already folded into (weight, bias); products accumulate in fp32. With
+`se_sums` the epilogue also adds the fp32 activated values (before rounding to the output
+dtype) of its tile into sums[n, c], the squeeze of a following squeeze-excitation.
+
+Tiles. A program owns one image n, a block of BLOCK_P output pixels (flattened oh * OW + ow,
+so 7x7 maps do not waste a 2-d tile) and a block of BLOCK_C channels, and runs the k*k taps
+unrolled (K is a constexpr).
+- channels_last (x.stride(1) == 1), the fast path: tile [BLOCK_P, BLOCK_C] with channels
+  innermost, so each thread loads and stores runs of 16 bytes (LDG.E.128 / STG.E.128 when C
+  and the pixel strides are multiples of 16, which Triton's argument specialization sees).
+  Program ids walk the channel blocks of a pixel block first, so neighbouring programs read
+  neighbouring bytes of the same NHWC rows.
+- any other layout (NCHW and arbitrary views): tile [BLOCK_C, BLOCK_P] with pixels innermost,
+  so a warp reads consecutive (stride 1) or every-other (stride 2) elements of a row. The kw
+  shift makes those loads unaligned, so they are coalesced scalar loads.
+Weights are read with their strides. The default [C, 1, k, k] layout makes each tap a strided
+gather of BLOCK_C weights (L1 hits, but one load instruction per channel a thread owns);
+`tap_major(weight)` stores the same [C, 1, k, k] tensor as [k, k, C] (channel stride 1) so those
+become vector loads too. Convert once, when folding BN, never per call.
+
+SE sums use fp32 tl.atomic_add of each tile's column sums into a zeroed [N, C] buffer: one
+launch, no partial-sum buffer whose shape would depend on the autotuned BLOCK_P, and only
+cdiv(OH * OW, BLOCK_P) adds per (n, c) (a few hundred at 112 x 112), so contention is low.
+The price is run-to-run order nondeterminism at fp32 rounding level, harmless for an SE mean.
+
+Offsets: the image offset n * stride_n and every index times a stride are int64, so tensors
+(and single images) over 2**31 elements address correctly.
+
+Limits: k odd, 1 <= k <= 7; stride 1 or 2; fp32 / fp16 / bf16 (weight and bias in x's dtype).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .._common import empty_like_layout, is_channels_last
+from ..backends import triton_interpreted
+
+# (BLOCK_P, BLOCK_C, num_warps), 8 or 16 elements per thread: one or two 128-bit fp16 vectors
+# (two or four fp32) per tap. Keep BLOCK_C < 32 * num_warps: at or above it Triton loads the
+# per-tap weight vector one element per thread and converts it through shared memory (a
+# barrier per tap in the SASS; `python -m effkernels.tools.kernel_report` shows it).
+NHWC_CONFIGS = [
+    (32, 64, 4),   # the common case
+    (64, 32, 4),   # narrow layers (C = 32..48)
+    (16, 128, 8),  # wide layers on small maps
+    (16, 64, 4),   # small maps, batch 1: more programs to fill the SMs
+    (16, 32, 2),   # 7x7 maps, batch 1
+]
+# (BLOCK_C, BLOCK_P, num_warps): pixels innermost.
+NCHW_CONFIGS = [
+    (4, 256, 4),   # large maps
+    (16, 64, 4),   # 7x7 .. 14x14 maps
+    (64, 16, 4),   # 4x4 and smaller
+]
+_AUTOTUNE_KEY = ["C", "H", "W", "STRIDE", "K"]
+
+
+# The interpreter (TRITON_INTERPRET=1, the tests without a GPU) runs one big tile: it costs per
+# program, not per element, and autotuning would only multiply test time. The tests pin every
+# GPU config above explicitly.
+_INTERPRETER_TILES = {"nhwc": (64, 128, 4), "nchw": (64, 128, 4)}
+
+
+def _autotune_configs(kind):
+    table = NHWC_CONFIGS if kind == "nhwc" else NCHW_CONFIGS
+    names = ("BLOCK_P", "BLOCK_C") if kind == "nhwc" else ("BLOCK_C", "BLOCK_P")
+    table = [_INTERPRETER_TILES[kind]] if triton_interpreted() else table
+    return [triton.Config(dict(zip(names, cfg[:2])), num_warps=cfg[2], num_stages=1) for cfg in table]
+
+
+@triton.jit
+def _activate(y, ACT: tl.constexpr):
+    # Codes of effkernels._common.ACTIVATIONS: 0 none, 1 relu, 2 relu6, 3 silu, 4 hardswish.
+    if ACT == 1:
+        y = tl.maximum(y, 0.0)
+    elif ACT == 2:
+        y = tl.minimum(tl.maximum(y, 0.0), 6.0)
+    elif ACT == 3:
+        y = y * tl.sigmoid(y)
+    elif ACT == 4:
+        y = y * (tl.minimum(tl.maximum(y + 3.0, 0.0), 6.0) / 6.0)
+    return y
+
+
+@triton.autotune(configs=_autotune_configs("nhwc"), key=_AUTOTUNE_KEY,
+                 reset_to_zero=["sums_ptr"])
+@triton.jit
+def _dwconv_nhwc_kernel(
+    x_ptr, w_ptr, b_ptr, out_ptr, sums_ptr,
+    C, H, W, OH, OW, pad_top, pad_left,
+    sx_n, sx_h, sx_w,          # x's channel stride is 1 (the launcher picks this kernel for that)
+    sw_c, sw_h, sw_w, sb_c,
+    so_n, so_h, so_w,          # out is allocated channels_last: channel stride 1
+    K: tl.constexpr, STRIDE: tl.constexpr, ACT: tl.constexpr, SE_SUMS: tl.constexpr,
+    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    num_cb = tl.cdiv(C, BLOCK_C)
+    num_pb = tl.cdiv(OH * OW, BLOCK_P)
+    cb = pid % num_cb
+    pb = (pid // num_cb) % num_pb
+    n = pid // (num_cb * num_pb)
+
+    c = cb * BLOCK_C + tl.arange(0, BLOCK_C)
+    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
+    c_mask = c < C
+    p_mask = p < OH * OW
+    oh = p // OW
+    ow = p % OW
+    ih0 = oh * STRIDE - pad_top
+    iw0 = ow * STRIDE - pad_left
+    x_img = x_ptr + n.to(tl.int64) * sx_n
+    w_c = w_ptr + c.to(tl.int64) * sw_c
+
+    acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+    for kh in range(K):  # a loop, not unrolled: one row of K taps in flight bounds the registers
+        ih = ih0 + kh
+        h_ok = p_mask & (ih >= 0) & (ih < H)
+        row = ih.to(tl.int64) * sx_h
+        for kw in tl.static_range(K):
+            iw = iw0 + kw
+            ok = h_ok & (iw >= 0) & (iw < W)
+            pix = row + iw.to(tl.int64) * sx_w
+            xv = tl.load(x_img + pix[:, None] + c[None, :], mask=ok[:, None] & c_mask[None, :], other=0.0)
+            wv = tl.load(w_c + kh * sw_h + kw * sw_w, mask=c_mask, other=0.0)
+            acc += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
+
+    bv = tl.load(b_ptr + c.to(tl.int64) * sb_c, mask=c_mask, other=0.0)
+    y = _activate(acc + bv.to(tl.float32)[None, :], ACT)
+    mask = p_mask[:, None] & c_mask[None, :]
+    o_pix = n.to(tl.int64) * so_n + oh.to(tl.int64) * so_h + ow.to(tl.int64) * so_w
+    tl.store(out_ptr + o_pix[:, None] + c[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
+    if SE_SUMS:
+        tl.atomic_add(sums_ptr + n.to(tl.int64) * C + c, tl.sum(tl.where(mask, y, 0.0), axis=0), mask=c_mask)
+
+
+@triton.autotune(configs=_autotune_configs("nchw"), key=_AUTOTUNE_KEY,
+                 reset_to_zero=["sums_ptr"])
+@triton.jit
+def _dwconv_strided_kernel(
+    x_ptr, w_ptr, b_ptr, out_ptr, sums_ptr,
+    C, H, W, OH, OW, pad_top, pad_left,
+    sx_n, sx_c, sx_h, sx_w,
+    sw_c, sw_h, sw_w, sb_c,
+    so_n, so_c, so_h, so_w,
+    K: tl.constexpr, STRIDE: tl.constexpr, ACT: tl.constexpr, SE_SUMS: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    num_pb = tl.cdiv(OH * OW, BLOCK_P)
+    num_cb = tl.cdiv(C, BLOCK_C)
+    pb = pid % num_pb  # pixel blocks first: in NCHW they are the contiguous direction
+    cb = (pid // num_pb) % num_cb
+    n = pid // (num_cb * num_pb)
+
+    c = cb * BLOCK_C + tl.arange(0, BLOCK_C)
+    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
+    c_mask = c < C
+    p_mask = p < OH * OW
+    oh = p // OW
+    ow = p % OW
+    ih0 = oh * STRIDE - pad_top
+    iw0 = ow * STRIDE - pad_left
+    x_chan = x_ptr + n.to(tl.int64) * sx_n + c.to(tl.int64) * sx_c
+    w_c = w_ptr + c.to(tl.int64) * sw_c
+
+    acc = tl.zeros((BLOCK_C, BLOCK_P), dtype=tl.float32)
+    for kh in range(K):  # a loop, not unrolled: one row of K taps in flight bounds the registers
+        ih = ih0 + kh
+        h_ok = p_mask & (ih >= 0) & (ih < H)
+        row = ih.to(tl.int64) * sx_h
+        for kw in tl.static_range(K):
+            iw = iw0 + kw
+            ok = h_ok & (iw >= 0) & (iw < W)
+            pix = row + iw.to(tl.int64) * sx_w
+            xv = tl.load(x_chan[:, None] + pix[None, :], mask=c_mask[:, None] & ok[None, :], other=0.0)
+            wv = tl.load(w_c + kh * sw_h + kw * sw_w, mask=c_mask, other=0.0)
+            acc += xv.to(tl.float32) * wv.to(tl.float32)[:, None]
+
+    bv = tl.load(b_ptr + c.to(tl.int64) * sb_c, mask=c_mask, other=0.0)
+    y = _activate(acc + bv.to(tl.float32)[:, None], ACT)
+    mask = c_mask[:, None] & p_mask[None, :]
+    o_chan = n.to(tl.int64) * so_n + c.to(tl.int64) * so_c
+    o_pix = oh.to(tl.int64) * so_h + ow.to(tl.int64) * so_w
+    tl.store(out_ptr + o_chan[:, None] + o_pix[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
+    if SE_SUMS:
+        tl.atomic_add(sums_ptr + n.to(tl.int64) * C + c, tl.sum(tl.where(mask, y, 0.0), axis=1), mask=c_mask)
+
+
+def tap_major(weight: torch.Tensor) -> torch.Tensor:
+    """The same [C, 1, k, k] weight stored as [k, k, C] (channel stride 1): the channels_last
+    kernel then loads each tap's weights as vectors. Call once, when folding, not per call."""
+    return weight[:, 0].permute(1, 2, 0).contiguous().permute(2, 0, 1).unsqueeze(1)
+
+
+def dwconv_bn_act(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_code, se_sums, config=None):
+    """Launch the fused kernel; arguments as the C++ schema (geometry resolved, checked by the op).
+
+    Returns (out, sums): out [N, C, out_h, out_w] in x's dtype and memory format, sums fp32 [N, C]
+    or None. `config` pins a tile instead of autotuning, e.g. {"BLOCK_P": 32, "BLOCK_C": 64,
+    "num_warps": 4} (a row of NHWC_CONFIGS / NCHW_CONFIGS; used by tests and benchmarks).
+    """
+    n, c, h, w = x.shape
+    k = weight.shape[-1]
+    out = empty_like_layout(x, (n, c, out_h, out_w))
+    sums = torch.zeros((n, c), dtype=torch.float32, device=x.device) if se_sums else None
+    if out.numel() == 0:
+        return out, sums
+    channels_last = is_channels_last(x)
+    kernel = _dwconv_nhwc_kernel if channels_last else _dwconv_strided_kernel
+    if config is not None:
+        kernel = kernel.fn  # the plain @triton.jit function under the autotuner
+    if channels_last:
+        strides = (x.stride(0), x.stride(2), x.stride(3), weight.stride(0), weight.stride(2), weight.stride(3),
+                   bias.stride(0), out.stride(0), out.stride(2), out.stride(3))
+    else:
+        strides = (*x.stride(), weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
+                   *out.stride())
+
+    def grid(meta):
+        return (n * triton.cdiv(out_h * out_w, meta["BLOCK_P"]) * triton.cdiv(c, meta["BLOCK_C"]),)
+
+    # Without se_sums the kernel never touches sums_ptr; an uninitialised 1-element stand-in gives
+    # the autotuner's reset_to_zero a tensor to zero on every triton version.
+    sums_arg = sums if se_sums else torch.empty(1, dtype=torch.float32, device=x.device)
+    kernel[grid](x, weight, bias, out, sums_arg,
+                 c, h, w, out_h, out_w, pad_top, pad_left, *strides,
+                 K=k, STRIDE=stride, ACT=act_code, SE_SUMS=bool(se_sums), **(config or {}))
+    return out, sums
+
+
+_TRITON_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+def aot_variants():
+    """Every (kernel, signature, constexprs) the launcher can pick, for effkernels.triton._aot.
+
+    Each autotune config x dtype of both kernels, with arguments typed as the JIT specializes
+    them in the common case: channels_last x with C a multiple of 16 and tap-major weights
+    (NHWC kernel), contiguous NCHW x with [C, 1, k, k] weights (strided kernel); strides equal
+    to 1 become constexprs, as in the JIT. k = 3, stride 1, SiLU and SE sums throughout; the
+    first config also with k = 5, stride 2, and (NHWC) with [C, 1, k, k] weights.
+    """
+    out = []
+    for dt in _TRITON_DTYPES.values():
+        ptrs = dict(x_ptr=f"*{dt}:16", w_ptr=f"*{dt}:16", b_ptr=f"*{dt}:16", out_ptr=f"*{dt}:16",
+                    sums_ptr="*fp32:16", H="i32", W="i32", OH="i32", OW="i32", pad_top="i32", pad_left="i32")
+        nhwc = dict(ptrs, C="i32:16", sx_n="i32:16", sx_h="i32:16", sx_w="i32:16", sw_c=1, sw_h="i32:16",
+                    sw_w="i32:16", sb_c=1, so_n="i32:16", so_h="i32:16", so_w="i32:16")
+        nhwc_oihw_w = dict(nhwc, sw_c="i32", sw_h="i32", sw_w=1)
+        strided = dict(ptrs, C="i32", sx_n="i32", sx_c="i32", sx_h="i32", sx_w=1, sw_c="i32", sw_h="i32",
+                       sw_w=1, sb_c=1, so_n="i32", so_c="i32", so_h="i32", so_w=1)
+        for kernel, args, table, names in ((_dwconv_nhwc_kernel, nhwc, NHWC_CONFIGS, ("BLOCK_P", "BLOCK_C")),
+                                           (_dwconv_strided_kernel, strided, NCHW_CONFIGS, ("BLOCK_C", "BLOCK_P"))):
+            cases = [(args, cfg, 3, 1) for cfg in table] + [(args, table[0], 5, 2)]
+            if kernel is _dwconv_nhwc_kernel:
+                cases.append((nhwc_oihw_w, table[0], 3, 1))
+            for a, cfg, k, stride in cases:
+                consts = {name: v for name, v in a.items() if isinstance(v, int)}
+                consts.update(dict(zip(names, cfg[:2])), K=k, STRIDE=stride, ACT=3, SE_SUMS=True)
+                sig = dict(a, **{name: "constexpr" for name in consts})
+                out.append((kernel, sig, dict(consts, num_warps=cfg[2], num_stages=1)))
+    return out
