@@ -98,7 +98,8 @@ def device_info(device: str) -> dict:
     if device == "cuda":
         p = torch.cuda.get_device_properties(0)
         info.update(name=p.name, capability=f"sm_{p.major}{p.minor}", memory_gib=round(p.total_memory / 2 ** 30, 1),
-                    cache_bytes=getattr(p, "L2_cache_size", 50 << 20), cache="L2")
+                    cache_bytes=getattr(p, "L2_cache_size", 50 << 20), cache="L2",
+                    cudnn_benchmark=torch.backends.cudnn.benchmark)
     else:
         info.update(name=f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)",
                     cache_bytes=_cpu_cache_bytes(), cache="last-level")

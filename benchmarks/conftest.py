@@ -35,6 +35,8 @@ def pytest_configure(config):
         raise pytest.UsageError(str(e)) from None
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.device == "cuda":
+        torch.backends.cudnn.benchmark = True  # eager's strongest cuDNN setting; its autotuning falls in compile_s
     config._effk = {"cfg": cfg, "start": time.monotonic(), "outcomes": {}, "items": {}}
 
 

@@ -9,7 +9,8 @@
 # 6 a summary table, printed last                               -> everything also in OUTDIR/log.txt
 # Every step has its own time limit taken from one overall budget (EFFK_GPU_CHECK_SECONDS, default 450),
 # a failing step is logged and the script goes on, so it always reaches the report and the summary.
-# EFFK_GPU_CHECK_DRY_RUN=1 prints the commands instead of running them (a check of this script's logic).
+# EFFK_GPU_CHECK_DRY_RUN=1 prints the commands instead of running them (a check of this script's logic);
+# EFFK_GPU_CHECK_SKIP=build,tests,sanitizer,sweep (any of them) leaves steps out, e.g. to rerun the sweep.
 set -u
 
 if [ $# -ne 1 ]; then
@@ -23,6 +24,7 @@ REPO=$(pwd)
 PY=${PYTHON:-python}
 TOTAL=${EFFK_GPU_CHECK_SECONDS:-450}
 DRY=${EFFK_GPU_CHECK_DRY_RUN:-0}
+SKIP=",${EFFK_GPU_CHECK_SKIP:-},"
 # The sweep: full mode, the two heaviest depthwise shapes and stage-first blocks per phi, so that every
 # phi gets eager and the fused kernels before torch.compile spends the budget (see benchmarks/README.md).
 SWEEP_ARGS=${EFFK_GPU_SWEEP_ARGS:---bench-op-shapes 2 --bench-blocks 2 --bench-case-time 0.3}
@@ -42,16 +44,21 @@ limit() {
     [ "$l" -lt 10 ] && l=10
     echo "$l"
 }
-# run NAME LIMIT CMD...: time-bounded (SIGINT at the limit, SIGKILL 15 s later), logged, never fatal.
+# run NAME LIMIT CMD...: time-bounded (SIGINT at the limit, SIGKILL 45 s later), logged, never fatal.
 run() {
     local name=$1 lim=$2 t0=$SECONDS rc
     shift 2
     echo
+    if [[ "$SKIP" == *",$name,"* ]]; then
+        echo "=== [$name] skipped (EFFK_GPU_CHECK_SKIP)"
+        record "$name" "skipped (EFFK_GPU_CHECK_SKIP)" 0
+        return 0
+    fi
     echo "=== [$name] limit ${lim}s, $(left)s left of ${TOTAL}s: $*"
     if [ "$DRY" = 1 ]; then
         rc=0
     else
-        timeout -s INT -k 15 "$lim" "$@"
+        timeout -s INT -k 45 "$lim" "$@"
         rc=$?
     fi
     local how="ok"
@@ -88,16 +95,16 @@ record env ok $((SECONDS - START))
 # ---- 2. build -------------------------------------------------------------------------------------
 ARCH=$($PY -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())" 2>/dev/null || echo "9.0")
 export TORCH_CUDA_ARCH_LIST=$ARCH MAX_JOBS=${MAX_JOBS:-16} PIP_DISABLE_PIP_VERSION_CHECK=1
-run build "$(limit 240 230)" $PY -m pip install --no-build-isolation --no-deps --no-index -v -e "$REPO"
+run build "$(limit 210 200)" $PY -m pip install --no-build-isolation --no-deps --no-index -v -e "$REPO"
 $PY -c "import effkernels; [print(f'  backend {k:6s} {\"yes\" if ok else \"no \"} {why}') for k, (ok, why) in effkernels.backends_available().items()]" 2>&1
 
 # ---- 3. tests -------------------------------------------------------------------------------------
-run tests "$(limit 120 220)" $PY -m pytest -x -q -p no:cacheprovider "$REPO/tests"
+run tests "$(limit 90 180)" $PY -m pytest -x -q -p no:cacheprovider "$REPO/tests"
 
 # ---- 4. compute-sanitizer -------------------------------------------------------------------------
 SAN=$(command -v compute-sanitizer || ls "${CUDA_HOME:-/usr/local/cuda}"/bin/compute-sanitizer /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 if [ -n "$SAN" ]; then
-    run sanitizer "$(limit 60 190)" "$SAN" --tool memcheck --error-exitcode 1 --print-limit 20 $PY "$REPO/benchmarks/sanitize_ops.py"
+    run sanitizer "$(limit 45 150)" "$SAN" --tool memcheck --error-exitcode 1 --print-limit 20 $PY "$REPO/benchmarks/sanitize_ops.py"
 else
     echo "=== [sanitizer] skipped: compute-sanitizer not found (PATH, \$CUDA_HOME/bin, /usr/local/cuda*/bin)"
     record sanitizer "skipped (not installed)" 0
@@ -106,7 +113,7 @@ fi
 # ---- 5. benchmark sweep ---------------------------------------------------------------------------
 # run.py splits its budget over the levels (soft budget inside pytest, hard limit 60 s later) and
 # always renders what it has; the outer limit here is a last guard.
-SWEEP_LIMIT=$(limit 100000 25)
+SWEEP_LIMIT=$(limit 100000 20)
 SWEEP_BUDGET=$((SWEEP_LIMIT - 70))
 [ "$SWEEP_BUDGET" -lt 30 ] && SWEEP_BUDGET=30
 # shellcheck disable=SC2086  # SWEEP_ARGS is a list of options
@@ -115,12 +122,15 @@ run sweep "$SWEEP_LIMIT" $PY "$REPO/benchmarks/run.py" --out "$OUT" --mode full 
 # ---- 6. summary (last) ----------------------------------------------------------------------------
 echo
 echo "================ effkernels GPU check: summary ================"
-head -4 "$OUT/env.txt" | tail -2
-grep -m1 -E "^GPU 0" "$OUT/env.txt"
-grep -E "^(torch|triton) " "$OUT/env.txt"
+# the lines of one step's output in the log
+section() { awk -v s="=== [$1] limit" -v e="=== [$1] " 'index($0, s) == 1 {on = 1; next} on && index($0, e) == 1 {on = 0} on' "$LOG"; }
+grep -m1 '^date:' "$OUT/env.txt"
+grep -m1 '^GPU 0' "$OUT/env.txt" || echo "GPU: nvidia-smi lists none"
+grep -E '^(torch|triton) ' "$OUT/env.txt"
 printf '%s\n' "${STEPS[@]}"
-grep -E "passed|failed|error" "$LOG" | grep -E "^(=+ )?[0-9]+ (passed|failed)|^FAILED|no tests ran" | tail -3
-grep -E "^sanitize_ops: .*(FAILED|NON-FINITE)|ERROR SUMMARY" "$LOG" | tail -4
+TESTS_LINE=$(section tests | grep -E '[0-9]+ (passed|failed|error)|no tests ran' | tail -1)
+[ -n "$TESTS_LINE" ] && echo "tests:     $TESTS_LINE"
+section sanitizer | grep -E '^sanitize_ops: .*(FAILED|NON-FINITE)|ERROR SUMMARY' | tail -4
 if [ -f "$OUT/bench.json" ] && [ "$DRY" != 1 ]; then
     $PY "$REPO/benchmarks/report.py" "$OUT/bench.json" --out "$OUT" --summary 2>&1 | grep -v "^report: "
 else

@@ -28,8 +28,12 @@ def merge(paths):
            "effkernels": {"device": None, "configs": [], "outcomes": []}}
     seen = set()
     for path in paths:
-        with open(path) as f:
-            d = json.load(f)
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except ValueError:  # pytest-benchmark leaves --benchmark-json empty when nothing was timed
+            print(f"report: {path} is empty or not JSON; left out", file=sys.stderr)
+            continue
         effk = d.get("effkernels", d if "outcomes" in d else {})
         if "benchmarks" in d:
             out["benchmarks"] += d["benchmarks"]
