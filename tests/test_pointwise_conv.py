@@ -95,6 +95,10 @@ def test_non_contiguous_views(backend):
     res = torch.randn(2, 16, 18, 11)[:, :, ::2]
     out = pointwise_conv(x, w, b, "relu", scale, res, backend=backend)
     assert_close_to_ref(out, _ref(x, w, b, "relu", scale, res), torch.float32)
+    # NCHW x (per-image tiles) with a residual whose rows do not flatten: the flattened mapping.
+    x = x.contiguous()
+    out = pointwise_conv(x, w, b, "relu", scale, res, backend=backend)
+    assert_close_to_ref(out, _ref(x, w, b, "relu", scale, res), torch.float32)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

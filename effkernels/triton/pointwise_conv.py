@@ -3,8 +3,12 @@ residual as epilogue.
 
 Rows of the GEMM are pixels m = (n, h, w), columns are output channels:
 out[m, co] = act(sum_ci (x[m, ci] * scale[n, ci]) * W[co, ci] + b[co]) + res[m, co].
-Every tensor is addressed through its strides, so channels_last (ci contiguous: the fast case),
-NCHW (m contiguous) and non-contiguous views all run through the same kernel.
+Every tensor is addressed through its strides, so channels_last, NCHW and non-contiguous views all
+run through the same kernel, in one of two row mappings:
+- rows over the flattened (n, h, w) (channels_last and views): tiles may span several images, so
+  small maps (7x7) fill whole tiles; ci is the contiguous dimension of the A tile.
+- IMAGE_TILES (pixels contiguous, e.g. NCHW): a tile's rows are pixels of one image, addressed as
+  p * stride_w, so the compiler sees unit-stride runs along rows and coalesces those loads.
 """
 from __future__ import annotations
 
@@ -61,7 +65,11 @@ def _fits(cfg, dtype) -> bool:
 
 
 def _prune(configs, named_args, **kwargs):
-    return [c for c in configs if _fits(c, named_args["x_ptr"].dtype)]
+    keep = [c for c in configs if _fits(c, named_args["x_ptr"].dtype)]
+    if kwargs["IMAGE_TILES"] and named_args["HW"] % 16:
+        # Rows whose mask the compiler cannot split into 16-aligned runs: 128x128 tiles spill there.
+        keep = [c for c in keep if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= 128 * 64]
+    return keep
 
 
 @triton.autotune(configs=CONFIGS, key=["M", "C_OUT", "C_IN", "HAS_SCALE", "HAS_RES"],
@@ -75,8 +83,8 @@ def _pointwise_conv_kernel(
     ss_n, ss_c,
     sr_n, sr_c, sr_h, sr_w,
     so_n, so_c, so_h, so_w,
-    ACT: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_RES: tl.constexpr, DOT_FP32: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    ACT: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_RES: tl.constexpr, IMAGE_TILES: tl.constexpr,
+    DOT_FP32: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # Output-channel blocks vary fastest so programs that share an A (pixel) tile run together.
     pid = tl.program_id(0)
@@ -84,30 +92,47 @@ def _pointwise_conv_kernel(
     pid_m = pid // num_n
     pid_n = pid % num_n
 
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_k = tl.arange(0, BLOCK_K)
-    m_mask = offs_m < M
     n_mask = offs_n < C_OUT
-    # A tile's rows may span several images (small H*W): every row carries its own image index.
-    img = (offs_m // HW).to(tl.int64)
-    hw = offs_m % HW
-    row_h = hw // W
-    row_w = hw % W
-    x_row = img * sx_n + row_h * sx_h + row_w * sx_w
+    if IMAGE_TILES:
+        tiles = tl.cdiv(HW, BLOCK_M)
+        img = (pid_m // tiles).to(tl.int64)
+        offs_m = (pid_m % tiles) * BLOCK_M + tl.arange(0, BLOCK_M)
+        m_mask = offs_m < HW
+        x_row = img * sx_n + offs_m * sx_w
+        r_row = img * sr_n + offs_m * sr_w
+        o_row = img * so_n + offs_m * so_w
+    else:
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        m_mask = offs_m < M
+        # A tile's rows may span several images (small H*W): every row carries its own image index.
+        img = (offs_m // HW).to(tl.int64)
+        hw = offs_m % HW
+        row_h = hw // W
+        row_w = hw % W
+        x_row = img * sx_n + row_h * sx_h + row_w * sx_w
+        r_row = img * sr_n + row_h * sr_h + row_w * sr_w
+        o_row = img * so_n + row_h * so_h + row_w * so_w
 
     # Pointers advance by BLOCK_K channels per step instead of being recomputed from indices.
     a_ptrs = x_ptr + x_row[:, None] + offs_k[None, :] * sx_c
     b_ptrs = w_ptr + offs_n[None, :] * sw_o + offs_k[:, None] * sw_i
     if HAS_SCALE:
-        s_ptrs = scale_ptr + img[:, None] * ss_n + offs_k[None, :] * ss_c
+        if IMAGE_TILES:  # one image per tile: a row vector of scales
+            s_ptrs = scale_ptr + img * ss_n + offs_k * ss_c
+        else:
+            s_ptrs = scale_ptr + img[:, None] * ss_n + offs_k[None, :] * ss_c
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, C_IN, BLOCK_K):
         k_mask = (k0 + offs_k) < C_IN
         a_mask = m_mask[:, None] & k_mask[None, :]
         a = tl.load(a_ptrs, mask=a_mask, other=0.0)
         if HAS_SCALE:
-            s = tl.load(s_ptrs, mask=a_mask, other=0.0)
+            if IMAGE_TILES:
+                s = tl.load(s_ptrs, mask=k_mask, other=0.0)[None, :]
+            else:
+                s = tl.load(s_ptrs, mask=a_mask, other=0.0)
             # Round the scaled input to x's dtype, as x * scale would be before an eager conv.
             a = (a.to(tl.float32) * s).to(x_ptr.dtype.element_ty)
             s_ptrs += BLOCK_K * ss_c
@@ -124,9 +149,7 @@ def _pointwise_conv_kernel(
     acc = apply_activation(acc, ACT)
     mn_mask = m_mask[:, None] & n_mask[None, :]
     if HAS_RES:
-        r_row = img * sr_n + row_h * sr_h + row_w * sr_w
         acc += tl.load(res_ptr + r_row[:, None] + offs_n[None, :] * sr_c, mask=mn_mask, other=0.0).to(tl.float32)
-    o_row = img * so_n + row_h * so_h + row_w * so_w
     tl.store(out_ptr + o_row[:, None] + offs_n[None, :] * so_c, acc.to(out_ptr.dtype.element_ty), mask=mn_mask)
 
 
@@ -146,14 +169,18 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, ac
     r = residual if has_res else x
     rs = residual.stride() if has_res else (0, 0, 0, 0)
 
+    # Pixels contiguous and every tensor's (h, w) flattening to one stride: tile per image.
+    image_tiles = x.stride(3) == 1 and all(t.stride(2) == w * t.stride(3) for t in (x, r, out))
+
     def grid(meta):
-        return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(c_out, meta["BLOCK_N"]),)
+        rows = n * triton.cdiv(h * w, meta["BLOCK_M"]) if image_tiles else triton.cdiv(m, meta["BLOCK_M"])
+        return (rows * triton.cdiv(c_out, meta["BLOCK_N"]),)
 
     _pointwise_conv_kernel[grid](
         x, weight, bias, s, r, out,
         m, h * w, w, c_in, c_out,
         *x.stride(), *weight.stride(), bias.stride(0), *ss, *rs, *out.stride(),
-        ACT=activation, HAS_SCALE=has_scale, HAS_RES=has_res,
+        ACT=activation, HAS_SCALE=has_scale, HAS_RES=has_res, IMAGE_TILES=image_tiles,
         DOT_FP32=triton_interpreted() and x.dtype == torch.bfloat16,
     )
     return out
@@ -163,12 +190,13 @@ _TRITON_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: 
 
 
 def aot_variants():
-    """(kernel, signature, constexprs) per autotune config x dtype, for effkernels.triton._aot.
+    """(kernel, signature, constexprs) per autotune config x dtype x row mapping, for
+    effkernels.triton._aot.
 
     Each variant enables the scale prologue, an activation and the residual epilogue, so it is the
-    largest code the launcher can pick for that config and dtype. ":16" marks what is a multiple of
-    16 for channels_last tensors whose channel counts are (pointers, C, strides); a channel stride
-    of 1 is specialized to a constant, as the JIT does.
+    largest code the launcher can pick. Arguments are typed as the JIT specializes them for
+    contiguous tensors: unit strides become constants, and ":16" marks what is a multiple of 16
+    when the channel counts are (pointers, C, the strides that are multiples of C).
     """
     fn = _pointwise_conv_kernel.fn
     out = []
@@ -176,11 +204,18 @@ def aot_variants():
         for dtype, dt in _TRITON_DTYPES.items():
             if not _fits(cfg, dtype):
                 continue
-            sig = {name: "i32:16" for name in fn.arg_names}
-            sig.update(M="i32", HW="i32", W="i32", x_ptr=f"*{dt}:16", w_ptr=f"*{dt}:16", b_ptr=f"*{dt}:16",
-                       scale_ptr="*fp32:16", res_ptr=f"*{dt}:16", out_ptr=f"*{dt}:16")
-            const = dict(sx_c=1, sw_i=1, sb=1, ss_c=1, sr_c=1, so_c=1, ACT=3, HAS_SCALE=True, HAS_RES=True,
-                         DOT_FP32=False, **cfg.kwargs, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-            sig.update({name: "constexpr" for name in const if name not in ("num_warps", "num_stages")})
-            out.append((fn, sig, const))
+            for image_tiles in (False, True):
+                sig = {name: "i32:16" for name in fn.arg_names}
+                sig.update(M="i32", HW="i32", W="i32", x_ptr=f"*{dt}:16", w_ptr=f"*{dt}:16", b_ptr=f"*{dt}:16",
+                           scale_ptr="*fp32:16", res_ptr=f"*{dt}:16", out_ptr=f"*{dt}:16")
+                if image_tiles:  # NCHW: pixels unit-stride, channel stride H*W (maps from 28x28 up: 16 | H*W)
+                    sig.update(HW="i32:16", sx_h="i32", sr_h="i32", so_h="i32")
+                    units = dict(sx_w=1, sr_w=1, so_w=1)
+                else:  # channels_last
+                    units = dict(sx_c=1, sr_c=1, so_c=1)
+                const = dict(units, sw_i=1, sb=1, ss_c=1, ACT=3, HAS_SCALE=True, HAS_RES=True,
+                             IMAGE_TILES=image_tiles, DOT_FP32=False, **cfg.kwargs)
+                sig.update({name: "constexpr" for name in const})
+                const.update(num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+                out.append((fn, sig, const))
     return out
