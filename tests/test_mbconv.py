@@ -160,6 +160,16 @@ def test_bad_inputs():
         mbconv(x, *p, activation="gelu", backend="eager")
 
 
+@pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
+def test_triton_squeeze_limit():
+    from effkernels.triton.squeeze_excite import MAX_SQUEEZE
+
+    p = list(_params(_torchvision_block(6, 3, 1, 8, 8), torch.float32))
+    p[6], p[7], p[8] = torch.randn(MAX_SQUEEZE + 1, 48), torch.randn(MAX_SQUEEZE + 1), torch.randn(48, MAX_SQUEEZE + 1)
+    with pytest.raises(ValueError, match="se_w1: the Triton SE kernel holds at most"):
+        mbconv(torch.randn(1, 8, 5, 5), *p, backend="triton")
+
+
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "eager"])
 def test_refuses_autograd(backend):
     block = _torchvision_block(6, 3, 1, 8, 8)

@@ -98,12 +98,13 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
                                                    residual, act, se_act, se_gate_code)
     from .dwconv_bn_act import dwconv_bn_act
 
+    if se_w1 is not None:
+        _check_triton_squeeze(se_w1, "se_w1")
     h = x if expand_w is None else _triton_pointwise_conv(x, expand_w, expand_b, act, None, None)
     scale = None
     if se_w1 is None:
         h = dwconv_bn_act(h, dw_w, dw_b, stride, padding, activation, se_sums=False, backend="triton")
     else:
-        _check_triton_squeeze(se_w1)
         h, sums = dwconv_bn_act(h, dw_w, dw_b, stride, padding, activation, se_sums=True, backend="triton")
         scale = _triton_se_excite(sums, 1.0 / (out_h * out_w), se_w1, se_b1, se_w2, se_b2, se_act, se_gate_code)
     return _triton_pointwise_conv(h, proj_w, proj_b, 0, scale, x if residual else None)

@@ -72,11 +72,11 @@ def _check_se(c, w1, b1, w2, b2, activation, gate, device):
     return (activation_code(activation, "activation", SE_ACTIVATIONS), activation_code(gate, "gate", SE_GATES))
 
 
-def _check_triton_squeeze(w1):
+def _check_triton_squeeze(w1, argname="w1"):
     from ..triton.squeeze_excite import MAX_SQUEEZE
 
     if w1.shape[0] > MAX_SQUEEZE:
-        raise ValueError(f"w1: the Triton SE kernel holds at most {MAX_SQUEEZE} squeeze channels, got "
+        raise ValueError(f"{argname}: the Triton SE kernel holds at most {MAX_SQUEEZE} squeeze channels, got "
                          f"{w1.shape[0]}; use another backend")
 
 
