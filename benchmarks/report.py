@@ -120,8 +120,9 @@ def _header(data) -> list:
     c = cfgs[0]
     lines = ["# effkernels benchmark report", ""]
     lines.append(f"- device: {(d.get('name', '?') + ' ' + d.get('capability', '')).strip()}, torch {d.get('torch', '?')}, "
-                 f"triton {d.get('triton', '?')}, CUDA {d.get('cuda', '?')}; run {d.get('date_utc', data.get('datetime'))}")
-    lines.append(f"- measured copy bandwidth (read + write, this run): {d.get('copy_bw_gbps', '?')} GB/s")
+                 f"triton {d.get('triton', '?')}, torch built for CUDA {d.get('cuda', '?')}; run {d.get('date_utc', data.get('datetime'))}")
+    lines.append(f"- measured copy bandwidth (read + write, this run): {d.get('copy_bw_gbps', '?')} GB/s"
+                 + (f"; torch CPU threads: {d.get('cpu_threads')}" if d.get("device") == "cpu" else ""))
     lines.append(f"- dtype {c.get('dtype', '?')}, {c.get('layout', '?')}, batch {c.get('batch', '?')}, "
                  f"mode {c.get('mode', '?')}, resolution {c.get('resolution') or 'paper (per phi)'}")
     if len(cfgs) > 1:
