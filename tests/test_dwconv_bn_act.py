@@ -1,6 +1,7 @@
 """effkernels.ops.dwconv_bn_act against the float64 reference, on every backend this machine has.
 
-Triton runs under the interpreter without a GPU (tests/conftest.py), so shapes stay small.
+The Triton tests run on the GPU when there is one, else on the CPU under the interpreter
+(tests/conftest.py), so shapes stay small.
 """
 import pytest
 import torch
@@ -16,6 +17,7 @@ from helpers import TOL, assert_close_to_ref, poison_
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 HAS_CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if HAS_CUDA else "cpu"  # where backend="triton" runs
 HAS_CPU_KERNEL = (backends.backends_available()["cpu"][0]
                   and torch._C._dispatch_has_kernel_for_dispatch_key("effkernels::dwconv_bn_act", "CPU"))
 
@@ -27,7 +29,7 @@ def _poison_triton_outputs(monkeypatch):
     monkeypatch.setattr(tri, "empty_like_layout", lambda *a, **kw: poison_(alloc(*a, **kw)))
 
 
-def make_inputs(n, c, h, w, k, dtype, layout="channels_last", device="cpu"):
+def make_inputs(n, c, h, w, k, dtype, layout="channels_last", device=DEVICE):
     x = torch.randn(n, c, h, w, device=device)
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
@@ -107,9 +109,9 @@ def test_every_autotune_config(kernel, table):
 
 
 def test_non_contiguous_views():
-    big = torch.randn(3, 80, 20, 21)
-    w_big = torch.randn(80, 2, 5, 5) / 5
-    b_big = torch.randn(160)
+    big = torch.randn(3, 80, 20, 21, device=DEVICE)
+    w_big = torch.randn(80, 2, 5, 5, device=DEVICE) / 5
+    b_big = torch.randn(160, device=DEVICE)
     weight, bias = w_big[1:38, 1:], b_big[::4][:37]  # strided weight and bias
     views = {
         "nhwc slice": big.contiguous(memory_format=torch.channels_last)[:, 3:40, 1:18, 2::2],
@@ -137,7 +139,7 @@ def test_random_shapes(n, c, h, w, k, stride, same, channels_last, dtype, activa
 
 @pytest.mark.parametrize("backend", ["triton", "eager"])
 def test_empty_batch(backend):
-    x, weight, bias = make_inputs(0, 8, 5, 5, 3, torch.float32)
+    x, weight, bias = make_inputs(0, 8, 5, 5, 3, torch.float32, device=DEVICE if backend == "triton" else "cpu")
     out, sums = dwconv_bn_act(x, weight, bias, 2, se_sums=True, backend=backend)
     assert out.shape == (0, 8, 3, 3) and sums.shape == (0, 8)
 
@@ -149,7 +151,7 @@ def test_se_sums_off_returns_a_tensor():
 
 def test_eager_backend_matches_reference():
     for layout in ("channels_last", "nchw"):
-        x, weight, bias = make_inputs(2, 37, 17, 17, 5, torch.float32, layout)
+        x, weight, bias = make_inputs(2, 37, 17, 17, 5, torch.float32, layout, device="cpu")
         check(x, weight, bias, 2, "same", "silu", True, backend="eager")
 
 
@@ -165,7 +167,7 @@ def test_grad_requires_eager():
 
 
 def _bad(**kw):
-    x, weight, bias = make_inputs(1, 8, 7, 7, 3, torch.float32)
+    x, weight, bias = make_inputs(1, 8, 7, 7, 3, torch.float32, device="cpu")
     args = dict(x=x, weight=weight, bias=bias)
     args.update(kw)
     return args
@@ -199,16 +201,39 @@ def test_bad_inputs_name_the_argument(kwargs, argname):
 
 
 def test_too_small_input_names_x():
-    x, weight, bias = make_inputs(1, 8, 2, 2, 5, torch.float32)
+    x, weight, bias = make_inputs(1, 8, 2, 2, 5, torch.float32, device="cpu")
     with pytest.raises(ValueError, match="^x:"):
         dwconv_bn_act(x, weight, bias, padding=0)
 
 
 def test_opcheck_triton_op():
     x, weight, bias = make_inputs(1, 8, 5, 5, 3, torch.float32)
-    torch.library.opcheck(torch.ops.effkernels_triton.dwconv_bn_act.default,
-                          (x, weight, bias, 1, 1, 1, 5, 5, 3, True),
-                          test_utils=("test_schema", "test_faketensor"))
+    for se_sums in (False, True):
+        torch.library.opcheck(torch.ops.effkernels_triton.dwconv_bn_act.default,
+                              (x, weight, bias, 1, 1, 1, 5, 5, 3, se_sums),
+                              test_utils=("test_schema", "test_faketensor"))
+
+
+def test_torch_compile_traces_the_triton_op():
+    x, weight, bias = make_inputs(2, 8, 9, 9, 3, torch.float32)
+
+    def f(x, weight, bias):
+        out, sums = dwconv_bn_act(x, weight, bias, 2, "same", "silu", True, backend="triton")
+        return out * 2, sums
+
+    got = torch.compile(f, backend="aot_eager")(x, weight, bias)
+    want = f(x, weight, bias)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
+@pytest.mark.skipif(not HAS_CPU_KERNEL, reason="effkernels._C has no CPU kernel for dwconv_bn_act (not built yet)")
+def test_opcheck_cpu_op():
+    x, weight, bias = make_inputs(1, 8, 5, 5, 3, torch.float32, device="cpu")
+    for se_sums in (False, True):
+        torch.library.opcheck(torch.ops.effkernels.dwconv_bn_act.default,
+                              (x, weight, bias, 2, 1, 1, 3, 3, 3, se_sums),
+                              test_utils=("test_schema", "test_faketensor"))
 
 
 @pytest.mark.skipif(not HAS_CPU_KERNEL, reason="effkernels._C has no CPU kernel for dwconv_bn_act (not built yet)")
@@ -216,7 +241,7 @@ def test_opcheck_triton_op():
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_cpu_backend(dtype, layout):
     for n, c, h, w, k, stride, padding in SHAPES[:4] + SHAPES[6:]:
-        x, weight, bias = make_inputs(n, c, h, w, k, dtype, layout)
+        x, weight, bias = make_inputs(n, c, h, w, k, dtype, layout, device="cpu")
         check(x, weight, bias, stride, padding, "silu", True, backend="cpu")
 
 
