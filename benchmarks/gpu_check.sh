@@ -99,12 +99,12 @@ run build "$(limit 210 200)" $PY -m pip install --no-build-isolation --no-deps -
 $PY -c "import effkernels; [print(f'  backend {k:6s} {\"yes\" if ok else \"no \"} {why}') for k, (ok, why) in effkernels.backends_available().items()]" 2>&1
 
 # ---- 3. tests -------------------------------------------------------------------------------------
-run tests "$(limit 90 180)" $PY -m pytest -x -q -p no:cacheprovider "$REPO/tests"
+run tests "$(limit 120 170)" $PY -m pytest -x -q -p no:cacheprovider "$REPO/tests"
 
 # ---- 4. compute-sanitizer -------------------------------------------------------------------------
 SAN=$(command -v compute-sanitizer || ls "${CUDA_HOME:-/usr/local/cuda}"/bin/compute-sanitizer /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 if [ -n "$SAN" ]; then
-    run sanitizer "$(limit 45 150)" "$SAN" --tool memcheck --error-exitcode 1 --print-limit 20 $PY "$REPO/benchmarks/sanitize_ops.py"
+    run sanitizer "$(limit 60 140)" "$SAN" --tool memcheck --error-exitcode 1 --print-limit 20 $PY "$REPO/benchmarks/sanitize_ops.py"
 else
     echo "=== [sanitizer] skipped: compute-sanitizer not found (PATH, \$CUDA_HOME/bin, /usr/local/cuda*/bin)"
     record sanitizer "skipped (not installed)" 0
