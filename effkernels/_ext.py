@@ -21,6 +21,9 @@ def loaded() -> bool:
     return _C is not None
 
 
+_BUILT_WITH_CUDA = _C is not None and bool(_C.built_with_cuda())
+
+
 def built_with_cuda() -> bool:
     """True when the extension holds CUDA kernels (built where nvcc and a CUDA torch were)."""
-    return _C is not None and bool(_C.built_with_cuda())
+    return _BUILT_WITH_CUDA

@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
@@ -17,21 +16,25 @@ from . import _ext
 BACKENDS = ("triton", "cuda", "cpu", "eager")
 
 
+# Read once: triton reads TRITON_INTERPRET when it is imported, and ops consult these on every
+# call (a function call into the extension per op would also break torch.compile graphs).
+_TRITON_INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
 def triton_interpreted() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    """True when Triton kernels run in the interpreter (TRITON_INTERPRET=1), i.e. on the CPU."""
+    return _TRITON_INTERPRETED
 
 
-@functools.lru_cache(maxsize=None)
 def _triton_status():
     try:
-        import triton  # noqa: F401
+        import triton
     except ImportError as e:
         return False, f"triton is not importable ({e}); `pip install triton` (Linux)"
-    return True, f"triton {triton.__version__}" + (" (interpreter, TRITON_INTERPRET=1)" if triton_interpreted() else "")
+    return True, f"triton {triton.__version__}" + (" (interpreter, TRITON_INTERPRET=1)" if _TRITON_INTERPRETED else "")
 
 
-def backends_available() -> dict:
-    """{name: (available, reason)} for every backend on this machine."""
+def _status() -> dict:
     out = {"triton": _triton_status()}
     if not _ext.loaded():
         out["cuda"] = (False, _ext.load_error)
@@ -43,6 +46,14 @@ def backends_available() -> dict:
                                "time); rebuild on a machine with a CUDA toolchain"))
     out["eager"] = (True, "plain PyTorch (effkernels.reference)")
     return out
+
+
+_STATUS = _status()
+
+
+def backends_available() -> dict:
+    """{name: (available, reason)} for every backend on this machine (decided at import)."""
+    return dict(_STATUS)
 
 
 def _serves(name: str, device: torch.device) -> bool:
@@ -62,7 +73,7 @@ def resolve(backend: str, device) -> str:
     An explicit backend that is unavailable or cannot serve the device raises ValueError.
     """
     device = torch.device(device)
-    avail = backends_available()
+    avail = _STATUS
     if backend == "auto":
         order = ("triton", "cuda") if device.type == "cuda" else ("cpu",)
         for name in order:
