@@ -218,8 +218,10 @@ def dwconv_bn_act(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_
         return out, sums
     channels_last = is_channels_last(x)
     kernel = _dwconv_nhwc_kernel if channels_last else _dwconv_strided_kernel
+    launch = {}
     if config is not None:
         kernel = kernel.fn  # the plain @triton.jit function under the autotuner
+        launch = {"num_stages": 1, **config}
     if channels_last:
         strides = (x.stride(0), x.stride(2), x.stride(3), weight.stride(0), weight.stride(2), weight.stride(3),
                    bias.stride(0), out.stride(0), out.stride(2), out.stride(3))
@@ -235,7 +237,7 @@ def dwconv_bn_act(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_
     sums_arg = sums if se_sums else torch.empty(1, dtype=torch.float32, device=x.device)
     kernel[grid](x, weight, bias, out, sums_arg,
                  c, h, w, out_h, out_w, pad_top, pad_left, *strides,
-                 K=k, STRIDE=stride, ACT=act_code, SE_SUMS=bool(se_sums), **({"num_stages": 1, **config} if config else {}))
+                 K=k, STRIDE=stride, ACT=act_code, SE_SUMS=bool(se_sums), **launch)
     return out, sums
 
 
