@@ -59,6 +59,13 @@ def check_tensor(t, argname: str, *, ndim=None, shape=None, dtype=None, device=N
         raise ValueError(f"{argname}: expected a tensor on {device}, got one on {t.device}")
 
 
+def check_inference(op: str, *tensors) -> None:
+    """The fused kernels have no backward: refuse inputs that would need one."""
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        raise RuntimeError(f"{op}: the fused kernels are inference-only and got inputs that require grad; "
+                           "use backend='eager' to train, or run under torch.no_grad()/torch.inference_mode()")
+
+
 def conv_geometry(h: int, w: int, k: int, stride: int, padding: Padding):
     """Return (pad_top, pad_left, out_h, out_w) of a k x k convolution.
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import torch
 
 from .. import _ext
-from .._common import (FLOAT_DTYPES, SE_ACTIVATIONS, SE_GATES, activation_code, check_tensor, conv_geometry,
-                       empty_like_layout)
+from .._common import (FLOAT_DTYPES, SE_ACTIVATIONS, SE_GATES, activation_code, check_inference, check_tensor,
+                       conv_geometry, empty_like_layout)
 from ..backends import resolve
 from ..reference import mbconv_ref
-from .pointwise_conv import _triton_pointwise_conv, check_inference
+from .pointwise_conv import _triton_pointwise_conv
 from .squeeze_excite import _check_triton_squeeze, _triton_se_excite
 
 

@@ -9,16 +9,9 @@ from __future__ import annotations
 import torch
 
 from .. import _ext
-from .._common import FLOAT_DTYPES, activation_code, check_tensor, empty_like_layout
+from .._common import FLOAT_DTYPES, activation_code, check_inference, check_tensor, empty_like_layout
 from ..backends import resolve
 from ..reference import pointwise_conv_ref
-
-
-def check_inference(op: str, *tensors) -> None:
-    """The fused kernels have no backward: refuse inputs that would need one."""
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        raise RuntimeError(f"{op}: the fused kernels are inference-only and got inputs that require grad; "
-                           "use backend='eager' to train, or run under torch.no_grad()/torch.inference_mode()")
 
 
 def _fake(x, weight, bias, activation, scale, residual):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import torch
 
 from .. import _ext
-from .._common import FLOAT_DTYPES, SE_ACTIVATIONS, SE_GATES, activation_code, check_tensor, empty_like_layout
+from .._common import (FLOAT_DTYPES, SE_ACTIVATIONS, SE_GATES, activation_code, check_inference, check_tensor,
+                       empty_like_layout)
 from ..backends import resolve
 from ..reference import channel_sums_ref, se_excite_ref, se_scale_ref, squeeze_excite_ref
-from .pointwise_conv import check_inference
 
 
 def _channel_sums_fake(x):
