@@ -27,7 +27,7 @@ OPTIONS = (
                                           "distinct one (quick: 2; full: 0)"),
     ("blocks", "EFFK_BENCH_BLOCKS", "stage-first MBConv blocks per phi, heaviest first; 0 = all 7 (quick: 1; full: 0)"),
     ("resolution", "EFFK_BENCH_RESOLUTION", "input resolution for every phi (default: each variant's paper resolution)"),
-    ("providers", "EFFK_BENCH_PROVIDERS", "comma list of providers to run (default: all; the rest skip). "
+    ("providers", "EFFK_BENCH_PROVIDERS", "comma list of providers to run (default: all; the rest are deselected). "
                                           "One of: " + ", ".join(PROVIDERS)),
     ("case-time", "EFFK_BENCH_CASE_TIME", "seconds of timed rounds per case (quick: 0.2; full: 0.5)"),
     ("threads", "EFFK_BENCH_THREADS", "CPU runs: torch intra-op threads (default: torch's choice; 1 gives steadier "

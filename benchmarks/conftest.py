@@ -18,8 +18,9 @@ import bench_cases
 import bench_config
 import bench_harness
 
-# Providers in the order a time budget should serve them: the fused kernels and eager across every
-# phi first, then torch.compile, then max-autotune (the slowest to compile).
+# Cases run in the order a time budget should serve them: eager and the fused kernels first, then
+# torch.compile, then max-autotune (the slowest to compile); within that, phi by phi across the levels,
+# so a budget that runs out cuts the largest models and the slowest compilations.
 _TIER = {"eager": 0, "effkernels-triton": 0, "effkernels-cuda": 0, "effkernels-cpu": 0,
          "compile": 1, "compile-max-autotune": 2}
 
@@ -66,7 +67,7 @@ def pytest_generate_tests(metafunc):
     if level is None or "case" not in metafunc.fixturenames:
         return
     c = _state(metafunc.config)["cfg"]
-    cases = _cases(level, c)  # levels not selected are deselected after collection
+    cases = _cases(level, c)  # levels and providers not selected are deselected after collection
     metafunc.parametrize("case", cases, ids=[k.id for k in cases])
     metafunc.parametrize("provider", bench_config.PROVIDERS)
 
@@ -81,7 +82,7 @@ def pytest_collection_modifyitems(config, items):
             keep.append(item)
             continue
         case, provider = spec.params["case"], spec.params["provider"]
-        if case.level not in c.levels:
+        if case.level not in c.levels or provider not in c.providers:
             dropped.append(item)
             continue
         st["items"][item.nodeid] = (case, provider)
@@ -98,7 +99,7 @@ def pytest_collection_modifyitems(config, items):
         if item.nodeid not in st["items"]:
             return (-1, 0, 0, order[item.nodeid])
         case, provider = st["items"][item.nodeid]
-        return (bench_config.LEVELS.index(case.level), _TIER[provider], case.phi, order[item.nodeid])
+        return (_TIER[provider], case.phi, bench_config.LEVELS.index(case.level), order[item.nodeid])
 
     items[:] = sorted(keep, key=key)
 

@@ -74,11 +74,11 @@ run() {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "host: $(hostname)"
     echo "git: $(git -C "$REPO" rev-parse HEAD 2>/dev/null) $(git -C "$REPO" status --short 2>/dev/null | wc -l) changed file(s)"
-    echo "--- nvidia-smi -L"; nvidia-smi -L 2>&1
-    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1
-    echo "--- nvcc"; (nvcc --version 2>&1 || "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" --version 2>&1) | tail -2
+    echo "--- nvidia-smi -L"; timeout 20 nvidia-smi -L 2>&1
+    timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1
+    echo "--- nvcc"; (timeout 20 nvcc --version 2>&1 || timeout 20 "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" --version 2>&1) | tail -2
     echo "--- python"
-    $PY - <<'EOF' 2>&1
+    timeout 90 $PY - <<'EOF' 2>&1
 import importlib, platform, torch
 print("python", platform.python_version())
 print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available() and torch.cuda.get_device_name(0))
@@ -93,10 +93,10 @@ cat "$OUT/env.txt"
 record env ok $((SECONDS - START))
 
 # ---- 2. build -------------------------------------------------------------------------------------
-ARCH=$($PY -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())" 2>/dev/null || echo "9.0")
+ARCH=$(timeout 60 $PY -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())" 2>/dev/null || echo "9.0")
 export TORCH_CUDA_ARCH_LIST=$ARCH MAX_JOBS=${MAX_JOBS:-16} PIP_DISABLE_PIP_VERSION_CHECK=1
 run build "$(limit 210 200)" $PY -m pip install --no-build-isolation --no-deps --no-index -v -e "$REPO"
-$PY -c "import effkernels; [print(f'  backend {k:6s} {\"yes\" if ok else \"no \"} {why}') for k, (ok, why) in effkernels.backends_available().items()]" 2>&1
+timeout 60 $PY -c "import effkernels; [print(f'  backend {k:6s} {\"yes\" if ok else \"no \"} {why}') for k, (ok, why) in effkernels.backends_available().items()]" 2>&1
 
 # ---- 3. tests -------------------------------------------------------------------------------------
 run tests "$(limit 120 170)" $PY -m pytest -x -q -p no:cacheprovider "$REPO/tests"
@@ -111,7 +111,7 @@ else
 fi
 
 # ---- 5. benchmark sweep ---------------------------------------------------------------------------
-# run.py splits its budget over the levels (soft budget inside pytest, hard limit 60 s later) and
+# run.py splits its budget over its two passes (soft budget inside pytest, hard limit 60 s later) and
 # always renders what it has; the outer limit here is a last guard.
 SWEEP_LIMIT=$(limit 100000 20)
 SWEEP_BUDGET=$((SWEEP_LIMIT - 70))
@@ -132,7 +132,7 @@ TESTS_LINE=$(section tests | grep -E '[0-9]+ (passed|failed|error)|no tests ran'
 [ -n "$TESTS_LINE" ] && echo "tests:     $TESTS_LINE"
 section sanitizer | grep -E '^sanitize_ops: .*(FAILED|NON-FINITE)|ERROR SUMMARY' | tail -4
 if [ -f "$OUT/bench.json" ] && [ "$DRY" != 1 ]; then
-    $PY "$REPO/benchmarks/report.py" "$OUT/bench.json" --out "$OUT" --summary 2>&1 | grep -v "^report: "
+    timeout 60 $PY "$REPO/benchmarks/report.py" "$OUT/bench.json" --out "$OUT" --summary 2>&1 | grep -v "^report: "
 else
     echo "no benchmark results (see $LOG)"
 fi

@@ -4,7 +4,7 @@
 
 Inputs: pytest-benchmark JSON files written with --benchmark-json (their "effkernels" section holds
 the device, the config and the cases that were not timed), or the --bench-outcomes files of runs
-that timed nothing. Several inputs are merged (run.py runs one pytest per level).
+that timed nothing. Several inputs are merged (run.py runs two pytest passes).
 Writes DIR/report.md and DIR/plot.png (DIR defaults to the first input's folder; the plot is left
 out, with a note, when matplotlib is not installed) and prints the report, or with --summary only
 the summary table. --merged PATH also writes the merged JSON.
@@ -126,7 +126,7 @@ def _header(data) -> list:
     lines.append(f"- dtype {c.get('dtype', '?')}, {c.get('layout', '?')}, batch {c.get('batch', '?')}, "
                  f"mode {c.get('mode', '?')}, resolution {c.get('resolution') or 'paper (per phi)'}")
     if len(cfgs) > 1:
-        lines.append(f"- merged from {len(cfgs)} pytest sessions (one per level)")
+        lines.append(f"- merged from {len(cfgs)} pytest sessions (run.py passes)")
     backends = d.get("backends") or {}
     if backends:
         lines.append("- effkernels backends: " + "; ".join(f"{k}: {'yes' if v[0] else 'no'}" for k, v in backends.items()))
