@@ -7,7 +7,6 @@
 - model: EfficientNet-B{phi} inference (torchvision efficientnet_b{phi}; timm efficientnet_b{phi} when
          torchvision is not installed).
 Shapes come from effkernels.scaling.block_shapes at the paper resolution (or --bench-resolution).
-A level that cannot be built here yields one placeholder case that skips with the reason.
 """
 from __future__ import annotations
 
@@ -17,39 +16,31 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from effkernels import scaling
+
 
 @dataclass(frozen=True)
 class Case:
     level: str
-    kind: str          # dwconv | se | mbconv | efficientnet | unavailable
+    kind: str          # dwconv | se | mbconv | efficientnet
     phi: int
     resolution: int
     id: str            # the pytest id and the report's row name
     shape: str         # for people: channels, spatial size, kernel, stride
     params: tuple = ()  # (key, value) pairs the module builder reads
-    skip: str = ""     # non-empty: the case cannot run here, and why
 
     def param(self, key):
         return dict(self.params)[key]
 
 
-def _scaling():
-    from effkernels import scaling  # noqa: PLC0415 (optional until the lead's module lands)
-    return scaling
-
-
-def _resolution(scaling, phi: int, override: int) -> int:
+def _resolution(phi: int, override: int) -> int:
     return override or scaling.variant(phi).resolution
 
 
 def op_cases(phis, batch: int, max_shapes: int, resolution: int):
-    try:
-        scaling = _scaling()
-    except ImportError as e:
-        return [Case("op", "unavailable", -1, 0, "no-scaling", "", skip=f"effkernels.scaling is not importable ({e})")]
     out = []
     for phi in phis:
-        res = _resolution(scaling, phi, resolution)
+        res = _resolution(phi, resolution)
         eps = scaling.variant(phi).bn_eps
         seen, shapes = set(), []
         for b in scaling.block_shapes(phi, res):
@@ -72,13 +63,9 @@ def op_cases(phis, batch: int, max_shapes: int, resolution: int):
 
 
 def block_cases(phis, batch: int, max_blocks: int, resolution: int):
-    try:
-        scaling = _scaling()
-    except ImportError as e:
-        return [Case("block", "unavailable", -1, 0, "no-scaling", "", skip=f"effkernels.scaling is not importable ({e})")]
     out = []
     for phi in phis:
-        res = _resolution(scaling, phi, resolution)
+        res = _resolution(phi, resolution)
         eps = scaling.variant(phi).bn_eps
         firsts = [b for b in scaling.block_shapes(phi, res) if b.index == 0]
         firsts.sort(key=lambda b: -b.expanded_channels * b.in_hw ** 2)
@@ -93,13 +80,9 @@ def block_cases(phis, batch: int, max_blocks: int, resolution: int):
 
 
 def model_cases(phis, batch: int, resolution: int):
-    try:
-        scaling = _scaling()
-    except ImportError as e:
-        return [Case("model", "unavailable", -1, 0, "no-scaling", "", skip=f"effkernels.scaling is not importable ({e})")]
     out = []
     for phi in phis:
-        res = _resolution(scaling, phi, resolution)
+        res = _resolution(phi, resolution)
         out.append(Case("model", "efficientnet", phi, res, f"b{phi}-{res}",
                         f"EfficientNet-B{phi} N={batch} 3x{res}x{res}", (("hw", res),)))
     return out

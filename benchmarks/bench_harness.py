@@ -28,6 +28,7 @@ import pytest
 import torch
 
 import bench_cases
+import effkernels
 
 # Relative L2 error allowed per dtype, or twice eager's own error against the reference if larger.
 TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 2e-2}
@@ -84,8 +85,6 @@ def _copy_bandwidth(device: str) -> float:
 
 @functools.lru_cache(maxsize=None)
 def device_info(device: str) -> dict:
-    import effkernels  # noqa: PLC0415
-
     info = {"device": device, "torch": torch.__version__, "cuda": torch.version.cuda,
             "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "host_cpu": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
@@ -188,10 +187,6 @@ def provider_skip_reason(provider: str, cfg) -> str:
             return "no GPU: the CUDA kernels need one"
         if backend == "cpu" and cfg.device != "cpu":
             return "this sweep runs on the GPU; effkernels-cpu serves CPU tensors (run with CUDA_VISIBLE_DEVICES= to time it)"
-        try:
-            import effkernels  # noqa: PLC0415
-        except ImportError as e:
-            return f"effkernels is not importable ({e})"
         ok, why = effkernels.backends_available()[backend]
         if not ok:
             return f"backend {backend!r} unavailable: {why}"
@@ -199,33 +194,21 @@ def provider_skip_reason(provider: str, cfg) -> str:
 
 
 def _fused_op(case, module, backend: str, dtype):
-    import effkernels  # noqa: PLC0415
-
-    name = "dwconv_bn_act" if case.kind == "dwconv" else "squeeze_excite"
-    op = getattr(effkernels.ops, name, None)
-    if op is None:
-        pytest.skip(f"effkernels.ops.{name} is not in this checkout yet")
     if case.kind == "dwconv":
         conv, bn = module[0], module[1]
         w, b = effkernels.fold_bn(conv.weight, bn)  # once, outside the timed region
         w, b = w.to(dtype), b.to(dtype)
         stride, pad = conv.stride[0], conv.padding[0]
-        return lambda x: op(x, w, b, stride, pad, "silu", backend=backend)
+        return lambda x: effkernels.ops.dwconv_bn_act(x, w, b, stride, pad, "silu", backend=backend)
     w1, b1 = module.fc1.weight[:, :, 0, 0].to(dtype), module.fc1.bias.to(dtype)
     w2, b2 = module.fc2.weight[:, :, 0, 0].to(dtype), module.fc2.bias.to(dtype)
-    return lambda x: op(x, w1, b1, w2, b2, backend=backend)
+    return lambda x: effkernels.ops.squeeze_excite(x, w1, b1, w2, b2, backend=backend)
 
 
 def _converted(module, backend: str):
-    import effkernels  # noqa: PLC0415
-
-    convert = getattr(effkernels, "convert", None)
-    if convert is None:
-        pytest.skip("effkernels.convert is not in this checkout yet")
-    fast = convert(module, backend=backend)
-    report = getattr(fast, "effkernels_report", None)
-    if report is not None and not report.converted:
-        pytest.skip(f"effkernels.convert swapped nothing in this model: {report}")
+    fast = effkernels.convert(module, backend=backend)
+    if not fast.effkernels_report.converted:
+        pytest.skip(f"effkernels.convert swapped nothing in this model: {fast.effkernels_report}")
     return fast
 
 
@@ -249,8 +232,6 @@ def make_provider(case, provider: str, state: CaseState, cfg):
 
 def run(benchmark, case, provider: str, cfg, record_wrong) -> None:
     """Build, check, time `provider` on `case`; fill benchmark.extra_info. Skips and failures raise."""
-    if case.skip:
-        pytest.skip(case.skip)
     why = provider_skip_reason(provider, cfg)
     if why:
         pytest.skip(why)

@@ -97,7 +97,7 @@ def _n(v, fmt):
 
 
 def summary_table(data, timed, outcomes, geo) -> list:
-    phis = sorted({r["phi"] for r in timed} | {o["phi"] for o in outcomes if o["phi"] >= 0})
+    phis = sorted({r["phi"] for r in timed} | {o["phi"] for o in outcomes})
     lines = ["| level | provider | " + " | ".join(f"B{p}" for p in phis) + " | timed | wrong | error | skipped |",
              "|---|---|" + "---|" * len(phis) + "---|---|---|---|"]
     for level in LEVELS:
