@@ -126,6 +126,17 @@ def test_non_contiguous_views():
     check(views["nhwc slice"], tri.tap_major(weight.contiguous()), bias, 1, None, "hardswish", True)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_alignment_hints_only_when_true(dtype):
+    """C = 40 (a multiple of 8, not 16) gets VEC / W_VEC alignment hints; views whose pixel or tap
+    strides are not multiples must not (the kernel rounds strides down to multiples of the hint)."""
+    x, weight, bias = make_inputs(2, 40, 9, 9, 3, dtype)
+    check(x, tri.tap_major(weight), bias, 1, None, "silu", True)
+    wide, wide_w, _ = make_inputs(2, 84, 9, 9, 3, dtype)  # pixel stride 84, tap strides 3 * 84, 84
+    check(wide[:, :40], tri.tap_major(wide_w)[:40], bias, 2, "same", "silu", True)
+    check(x, tri.tap_major(wide_w)[:40], bias, 1, None, "relu6", False)
+
+
 @settings(max_examples=15, deadline=None)
 @given(n=st.integers(1, 2), c=st.integers(1, 40), h=st.integers(1, 12), w=st.integers(1, 12),
        k=st.sampled_from([1, 3, 5, 7]), stride=st.sampled_from([1, 2]), same=st.booleans(),

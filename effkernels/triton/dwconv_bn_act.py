@@ -13,9 +13,10 @@ so 7x7 maps do not waste a 2-d tile) and a block of BLOCK_C channels. It loops o
 of taps and unrolls the k taps of a row (K is a constexpr): one row of loads in flight keeps
 registers bounded (fully unrolled, k = 5 spilled 3.5 KB of stack on sm_90 in fp32).
 - channels_last (x.stride(1) == 1), the fast path: tile [BLOCK_P, BLOCK_C] with channels
-  innermost, so each thread loads and stores runs of 16 bytes (LDG.E.128 / STG.E.128 when C
-  and the pixel strides are multiples of 16, which Triton's argument specialization sees;
-  otherwise, e.g. C = 40, scalar loads).
+  innermost, so each thread loads and stores runs of 16 bytes (LDG.E.128 / STG.E.128) when C
+  and the pixel strides are multiples of 16 bytes' worth of elements: Triton's argument
+  specialization sees multiples of 16, the VEC constexpr covers the rest (e.g. C = 40 in fp16);
+  otherwise scalar loads.
   Program ids walk the channel blocks of a pixel block first, so neighbouring programs read
   neighbouring bytes of the same NHWC rows.
 - any other layout (NCHW and arbitrary views): tile [BLOCK_C, BLOCK_P] with pixels innermost,
@@ -104,8 +105,21 @@ def _dwconv_nhwc_kernel(
     sw_c, sw_h, sw_w, sb_c,
     so_n, so_h, so_w,          # out is allocated channels_last: channel stride 1
     K: tl.constexpr, STRIDE: tl.constexpr, ACT: tl.constexpr, SE_SUMS: tl.constexpr,
-    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+    VEC: tl.constexpr, W_VEC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
+    # VEC (16 bytes of elements, or 1) divides C and the x/out strides, W_VEC the tap strides of
+    # tap-major weights; the launcher checks. Rewriting them as multiples of the constexprs lets
+    # Triton prove 16-byte alignment, and so emit 128-bit accesses, when they are not multiples
+    # of 16 (its own specialization), e.g. C = 40.
+    sw_h = sw_h // W_VEC * W_VEC
+    sw_w = sw_w // W_VEC * W_VEC
+    C = C // VEC * VEC
+    sx_n = sx_n // VEC * VEC
+    sx_h = sx_h // VEC * VEC
+    sx_w = sx_w // VEC * VEC
+    so_n = so_n // VEC * VEC
+    so_h = so_h // VEC * VEC
+    so_w = so_w // VEC * VEC
     pid = tl.program_id(0)
     num_cb = tl.cdiv(C, BLOCK_C)
     num_pb = tl.cdiv(OH * OW, BLOCK_P)
@@ -227,6 +241,11 @@ def dwconv_bn_act(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_
     if channels_last:
         strides = (x.stride(0), x.stride(2), x.stride(3), weight.stride(0), weight.stride(2), weight.stride(3),
                    bias.stride(0), out.stride(0), out.stride(2), out.stride(3))
+        vec = 16 // x.element_size()
+        divisible = (c, x.stride(0), x.stride(2), x.stride(3), out.stride(0), out.stride(2), out.stride(3))
+        launch["VEC"] = vec if all(v % vec == 0 for v in divisible) else 1
+        tap_major_w = weight.stride(0) == 1 and weight.stride(2) % vec == 0 and weight.stride(3) % vec == 0
+        launch["W_VEC"] = vec if tap_major_w else 1
     else:
         strides = (*x.stride(), weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
                    *out.stride())
@@ -253,7 +272,8 @@ def aot_variants():
     them in the common case: channels_last x with C a multiple of 16 and tap-major weights
     (NHWC kernel), contiguous NCHW x with [C, 1, k, k] weights (strided kernel); strides equal
     to 1 become constexprs, as in the JIT. k = 3, stride 1, SiLU and SE sums throughout; the
-    first config also with k = 5, stride 2, and (NHWC) with [C, 1, k, k] weights.
+    first config also with k = 5, stride 2, and (NHWC) with [C, 1, k, k] weights and with C a
+    multiple of 8 only (alignment from VEC alone).
     """
     out = []
     for dt in _TRITON_DTYPES.values():
@@ -262,16 +282,22 @@ def aot_variants():
         nhwc = dict(ptrs, C="i32:16", sx_n="i32:16", sx_h="i32:16", sx_w="i32:16", sw_c=1, sw_h="i32:16",
                     sw_w="i32:16", sb_c=1, so_n="i32:16", so_h="i32:16", so_w="i32:16")
         nhwc_oihw_w = dict(nhwc, sw_c="i32", sw_h="i32", sw_w=1)
+        # C a multiple of 8 but not of 16 (40 in B3, 56 in B6): only VEC gives the alignment
+        nhwc_c8 = dict(nhwc, **{a: "i32" for a in ("C", "sx_n", "sx_h", "sx_w", "sw_h", "sw_w", "so_n", "so_h",
+                                                   "so_w")})
         strided = dict(ptrs, C="i32", sx_n="i32", sx_c="i32", sx_h="i32", sx_w=1, sw_c="i32", sw_h="i32",
                        sw_w=1, sb_c=1, so_n="i32", so_c="i32", so_h="i32", so_w=1)
         for kernel, args, table, names in ((_dwconv_nhwc_kernel, nhwc, NHWC_CONFIGS, ("BLOCK_P", "BLOCK_C")),
                                            (_dwconv_strided_kernel, strided, NCHW_CONFIGS, ("BLOCK_C", "BLOCK_P"))):
             cases = [(args, cfg, 3, 1) for cfg in table] + [(args, table[0], 5, 2)]
             if kernel is _dwconv_nhwc_kernel:
-                cases.append((nhwc_oihw_w, table[0], 3, 1))
+                cases += [(nhwc_oihw_w, table[0], 3, 1), (nhwc_c8, table[0], 3, 1)]
             for a, cfg, k, stride in cases:
                 consts = {name: v for name, v in a.items() if isinstance(v, int)}
                 consts.update(dict(zip(names, cfg[:2])), K=k, STRIDE=stride, ACT=3, SE_SUMS=True)
+                if kernel is _dwconv_nhwc_kernel:
+                    consts["VEC"] = 4 if dt == "fp32" else 8
+                    consts["W_VEC"] = consts["VEC"] if a["sw_c"] == 1 else 1
                 sig = dict(a, **{name: "constexpr" for name in consts})
                 out.append((kernel, sig, dict(consts, num_warps=cfg[2], num_stages=1)))
     return out
