@@ -70,7 +70,8 @@ def report(archs, modules=None):
             dtype = next(t for t in sig.values() if t.startswith("*")).split(":")[0][1:]
             tile = dict(consts)  # tile sizes, kernel constexprs, and the strides specialized to 1
             for arch in archs:
-                row = dict(module=short, kernel=_aot.base_jit(kernel).__name__, dtype=dtype, arch=arch, tile=tile)
+                row = dict(module=short, kernel=_aot.base_jit(kernel).__name__, dtype=dtype, arch=arch, tile=tile,
+                           div16=sorted(k for k, t in sig.items() if t.endswith(":16") and not t.startswith("*")))
                 try:
                     row.update(analyse(_aot.compile_variant(kernel, sig, consts, arch).asm["cubin"]))
                 except Exception as e:  # report every variant, the broken ones included
@@ -93,15 +94,16 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
-        print("| kernel | dtype | arch | tile | regs | spills (stack B / STL+LDL) | smem B | barriers | "
-              "global loads (bits:count) | global stores |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("| kernel | dtype | arch | tile | ints % 16 == 0 | regs | spills (stack B / STL+LDL) | smem B | "
+              "barriers | global loads (bits:count) | global stores |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             tile = " ".join(f"{k}={v}" for k, v in r["tile"].items())
+            head = f"| {r['kernel']} | {r['dtype']} | sm_{r['arch']} | {tile} | {' '.join(r['div16']) or '-'} |"
             if "error" in r:
-                print(f"| {r['kernel']} | {r['dtype']} | sm_{r['arch']} | {tile} | ERROR: {r['error']} |||||||")
+                print(f"{head} ERROR: {r['error']} |||||||")
                 continue
-            print(f"| {r['kernel']} | {r['dtype']} | sm_{r['arch']} | {tile} | {r['regs']} | "
+            print(f"{head} {r['regs']} | "
                   f"{r['stack']} / {r['spill_insts']} | {r['shared']} | {r['barriers']} | {_fmt(r['loads'])} | "
                   f"{_fmt(r['stores'])} |")
     return 1 if any("error" in r for r in rows) else 0
