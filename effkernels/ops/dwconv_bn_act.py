@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 from .. import _ext
-from .._common import (CONV_ACTIVATIONS, FLOAT_DTYPES, activation_code, check_tensor, conv_geometry,
-                       is_channels_last)
+from .._common import (CONV_ACTIVATIONS, FLOAT_DTYPES, activation_code, check_inference, check_tensor,
+                       conv_geometry, is_channels_last)
 from ..backends import resolve
 from ..reference import dwconv_bn_act_ref
 
@@ -74,9 +74,7 @@ def dwconv_bn_act(x, weight, bias, stride=1, padding=None, activation="silu", se
     name = resolve(backend, x.device)
     if name == "eager":
         return dwconv_bn_act_ref(x, weight, bias, stride, padding, activation, se_sums)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, weight, bias)):
-        raise RuntimeError(f"dwconv_bn_act: backend {name!r} is inference-only and an input requires grad; "
-                           "use backend=\"eager\" to train, or run under torch.no_grad()/inference_mode()")
+    check_inference("dwconv_bn_act", x, weight, bias)
     op = torch.ops.effkernels_triton.dwconv_bn_act if name == "triton" else torch.ops.effkernels.dwconv_bn_act
     out, sums = op(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act, se_sums)
     return (out, sums) if se_sums else out
