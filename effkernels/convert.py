@@ -102,7 +102,7 @@ def _conv_padding(conv: nn.Conv2d):
     cls = type(conv).__name__
     k = conv.kernel_size[0]
     if cls in ("Conv2dSame", "Conv2dDynamicSamePadding"):  # timm / lukemelas dynamic TF SAME
-        return "same"
+        return 0 if k == 1 and conv.stride == (1, 1) else "same"  # a 1x1 stride-1 SAME conv pads nothing
     if cls == "Conv2dStaticSamePadding":  # lukemelas: a ZeroPad2d fixed for the construction image size
         pad = conv.static_padding
         extra = (0, 0, 0, 0) if isinstance(pad, nn.Identity) else pad.padding  # (left, right, top, bottom)

@@ -34,15 +34,6 @@ def check_padding(padding: str) -> str:
     return padding
 
 
-def op_input(x: torch.Tensor) -> torch.Tensor:
-    """x in the dtype the fused op must run in: under torch.autocast that is the autocast dtype
-    (what the eager convs would produce); the custom ops are not autocast-aware themselves."""
-    dev = x.device.type
-    if x.is_floating_point() and torch.is_autocast_enabled(dev):
-        return x.to(torch.get_autocast_dtype(dev))
-    return x
-
-
 class FoldedModule(nn.Module):
     """A layer whose eval forward calls a fused op on weights prepared once by `_fold()`.
 
@@ -50,7 +41,9 @@ class FoldedModule(nn.Module):
     input's (device, dtype) and cached per (device, dtype). The cache is keyed on the data_ptr and
     version counter of every parameter and buffer of the module, so load_state_dict, .to(), .half()
     and in-place edits under torch.no_grad() all trigger a refold. Edits through `.data` bypass
-    version counters: call .eval() (which drops the cache) after those.
+    version counters: call .eval() (which drops the cache) after those. Under torch.compile the
+    lookup runs eagerly (torch.compiler.disable: one graph break per fused layer), so a compiled
+    model refolds too and never folds per call.
     """
 
     def _init_folding(self, backend: str) -> None:
@@ -62,9 +55,31 @@ class FoldedModule(nn.Module):
     def _fold(self) -> tuple:
         raise NotImplementedError
 
+    def forward_eager(self, x, *args, **kwargs):
+        """Train mode: the exact eager math of the unfolded submodules."""
+        raise NotImplementedError
+
+    def forward_fused(self, x, folded: tuple, *args, **kwargs):
+        """Eval mode: the fused op on `folded` (what _fold returned, in x's device and dtype)."""
+        raise NotImplementedError
+
+    def forward(self, x, *args, **kwargs):
+        if self.training:
+            return self.forward_eager(x, *args, **kwargs)
+        dev = x.device.type
+        if not torch.is_autocast_enabled(dev):
+            return self.forward_fused(x, self.folded(x), *args, **kwargs)
+        # Under autocast run in the autocast dtype (what the eager convs produce), with autocast off
+        # inside: the custom ops are not autocast-aware and take weights in x's dtype.
+        if x.is_floating_point():
+            x = x.to(torch.get_autocast_dtype(dev))
+        with torch.autocast(dev, enabled=False):
+            return self.forward_fused(x, self.folded(x), *args, **kwargs)
+
     def _stamp(self):
         return tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
 
+    @torch.compiler.disable
     def folded(self, x: torch.Tensor) -> tuple:
         stamp = self._stamp()
         if stamp != self._fold_stamp:

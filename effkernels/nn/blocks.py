@@ -15,8 +15,8 @@ from typing import Optional, Union
 from torch import nn
 
 from ..fold import fold_bn
-from ._base import FoldedModule, op_input
-from ._pending_ops import mbconv
+from ._base import FoldedModule
+from ..ops.mbconv import mbconv
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,14 @@ class FusedInvertedResidual(FoldedModule):
             se = (r.weight.flatten(1), r.bias, e.weight.flatten(1), e.bias)
         return (None if ew is None else ew.flatten(1), eb, dw, db, *se, pw.flatten(1), pb)
 
-    def forward(self, x, drop_connect_rate=None):
-        """drop_connect_rate: lukemelas' per-block drop connect, passed through in train mode
-        (drop connect is the identity in eval mode)."""
-        if self.training:
-            return self._source(x) if drop_connect_rate is None else self._source(x, drop_connect_rate)
+    def forward_eager(self, x, drop_connect_rate=None):
+        """drop_connect_rate: lukemelas' per-block drop connect (its EfficientNet passes it)."""
+        return self._source(x) if drop_connect_rate is None else self._source(x, drop_connect_rate)
+
+    def forward_fused(self, x, folded, drop_connect_rate=None):
+        """drop_connect_rate is ignored: drop connect is the identity in eval mode."""
         s = self.spec
-        x = op_input(x)
-        ew, eb, dw, db, w1, b1, w2, b2, pw, pb = self.folded(x)
+        ew, eb, dw, db, w1, b1, w2, b2, pw, pb = folded
         return mbconv(x, ew, eb, dw, db, s.stride, s.padding, w1, b1, w2, b2, pw, pb, s.residual,
                       activation=s.activation, se_activation=s.se_activation, se_gate=s.se_gate,
                       backend=self.backend)

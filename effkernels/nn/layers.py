@@ -13,8 +13,11 @@ from torch import nn
 
 from .._common import CONV_ACTIVATIONS, SE_ACTIVATIONS, SE_GATES, explicit_padding
 from ..fold import fold_bn
-from ._base import FoldedModule, StochasticDepth, activation_module, check_padding, op_input
-from ._pending_ops import dwconv_bn_act, mbconv, pointwise_conv, squeeze_excite
+from ._base import FoldedModule, StochasticDepth, activation_module, check_padding
+from ..ops.dwconv_bn_act import dwconv_bn_act
+from ..ops.mbconv import mbconv
+from ..ops.pointwise_conv import pointwise_conv
+from ..ops.squeeze_excite import squeeze_excite
 
 __all__ = ["FusedDWConvBNAct", "PointwiseConvBNAct", "SqueezeExcite", "MBConv", "StochasticDepth", "make_divisible"]
 
@@ -63,14 +66,14 @@ class FusedDWConvBNAct(FoldedModule, nn.Sequential):
     def _fold(self):
         return fold_bn(self[0].weight, self[1])
 
-    def forward(self, x):
-        if self.training:
-            if self.padding == "same":
-                top, bottom, left, right = explicit_padding(x.shape[2], x.shape[3], self.kernel_size, self.stride, "same")
-                x = F.pad(x, (left, right, top, bottom))
-            return nn.Sequential.forward(self, x)
-        x = op_input(x)
-        w, b = self.folded(x)
+    def forward_eager(self, x):
+        if self.padding == "same":
+            top, bottom, left, right = explicit_padding(x.shape[2], x.shape[3], self.kernel_size, self.stride, "same")
+            x = F.pad(x, (left, right, top, bottom))
+        return nn.Sequential.forward(self, x)
+
+    def forward_fused(self, x, folded):
+        w, b = folded
         return dwconv_bn_act(x, w, b, self.stride, self.op_padding, self.activation, backend=self.backend)
 
 
@@ -94,11 +97,11 @@ class PointwiseConvBNAct(FoldedModule, nn.Sequential):
         w, b = fold_bn(self[0].weight, self[1])
         return _matrix(w), b
 
-    def forward(self, x):
-        if self.training:
-            return nn.Sequential.forward(self, x)
-        x = op_input(x)
-        w, b = self.folded(x)
+    def forward_eager(self, x):
+        return nn.Sequential.forward(self, x)
+
+    def forward_fused(self, x, folded):
+        w, b = folded
         return pointwise_conv(x, w, b, self.activation, backend=self.backend)
 
 
@@ -121,13 +124,11 @@ class SqueezeExcite(FoldedModule):
     def _fold(self):
         return _matrix(self.fc1.weight), self.fc1.bias, _matrix(self.fc2.weight), self.fc2.bias
 
-    def forward(self, x):
-        if self.training:
-            s = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
-            return s * x
-        x = op_input(x)
-        w1, b1, w2, b2 = self.folded(x)
-        return squeeze_excite(x, w1, b1, w2, b2, self.act_name, self.gate_name, backend=self.backend)
+    def forward_eager(self, x):
+        return self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x))))) * x
+
+    def forward_fused(self, x, folded):
+        return squeeze_excite(x, *folded, self.act_name, self.gate_name, backend=self.backend)
 
 
 class MBConv(FoldedModule):
@@ -179,14 +180,14 @@ class MBConv(FoldedModule):
         se = blocks.pop(0)._fold() if self.has_se else (None,) * 4
         return (*expand, *dw, *se, *blocks.pop(0)._fold())
 
-    def forward(self, x):
-        if self.training:
-            result = self.block(x)
-            if self.use_res_connect:
-                result = self.stochastic_depth(result) + x
-            return result
-        x = op_input(x)
-        ew, eb, dw, db, w1, b1, w2, b2, pw, pb = self.folded(x)
+    def forward_eager(self, x):
+        result = self.block(x)
+        if self.use_res_connect:
+            result = self.stochastic_depth(result) + x
+        return result
+
+    def forward_fused(self, x, folded):
+        ew, eb, dw, db, w1, b1, w2, b2, pw, pb = folded
         dwl = self.block[1 if self.has_expand else 0]
         return mbconv(x, ew, eb, dw, db, dwl.stride, dwl.op_padding, w1, b1, w2, b2, pw, pb, self.use_res_connect,
                       activation=self.activation, se_activation=self.activation, se_gate="sigmoid",

@@ -1,0 +1,242 @@
+"""effkernels.convert on torchvision / timm / lukemelas models with random weights and non-trivial
+BN statistics: eval output against the original model run in float64 (fp32 tolerance: helpers.TOL,
+rel 1e-5 / abs 1e-4 over the whole network), state_dict round trip, train mode, bad input."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import effkernels.nn as enn
+from effkernels.convert import ConvertReport, convert
+from effkernels.nn.blocks import FusedInvertedResidual
+from helpers import assert_close_to_ref
+from test_nn import backend_or_skip, randomize_bn_
+
+torchvision = pytest.importorskip("torchvision")
+
+
+def count(model, cls_name, module_prefix):
+    return sum(type(m).__name__ == cls_name and type(m).__module__.startswith(module_prefix) for m in model.modules())
+
+
+def check_eval(model, backend, x):
+    """Convert `model` (eval, random BN stats); compare with the float64 original; return the
+    converted model. The original must be left untouched (inplace=False)."""
+    model = randomize_bn_(model).eval()
+    before = [type(m) for m in model.modules()]
+    conv = convert(model, backend=backend)
+    assert [type(m) for m in model.modules()] == before, "inplace=False modified the source model"
+    with torch.no_grad():
+        ref = copy.deepcopy(model).double()(x.double())
+        out = conv(x)
+    assert_close_to_ref(out, ref, torch.float32)
+    return model, conv
+
+
+def check_round_trip(make, model, conv, x):
+    """The converted state_dict loads strictly into a fresh original architecture and reproduces it."""
+    fresh = make().eval()
+    fresh.load_state_dict(conv.state_dict(), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("phi", range(8))
+def test_torchvision_efficientnet_b0_b7(phi):
+    make = getattr(torchvision.models, f"efficientnet_b{phi}")
+    x = torch.randn(2, 3, 32, 32)
+    model, conv = check_eval(make(), "eager", x)
+    report = conv.effkernels_report
+    n = count(model, "MBConv", "torchvision")
+    assert n > 0 and len(report.converted) == n and not report.skipped
+    assert count(conv, "MBConv", "torchvision") == 0
+    assert sum(isinstance(m, enn.MBConv) for m in conv.modules()) == n
+    check_round_trip(make, model, conv, x)
+
+
+@pytest.mark.parametrize("backend", ["triton", "cpu"])
+def test_torchvision_efficientnet_b0_fused_backends(backend):
+    backend = backend_or_skip(backend)
+    check_eval(torchvision.models.efficientnet_b0(), backend, torch.randn(1, 3, 32, 32))
+
+
+def test_torchvision_efficientnet_v2_s():
+    """MBConv stages are converted; FusedMBConv (dense k x k conv) is left, with the reason."""
+    _, conv = check_eval(torchvision.models.efficientnet_v2_s(), "eager", torch.randn(1, 3, 32, 32))
+    report = conv.effkernels_report
+    assert report.converted and all("efficientnet.MBConv" in src for _, src, _ in report.converted)
+    assert report.skipped and all("FusedMBConv" in why for _, _, why in report.skipped)
+
+
+@pytest.mark.parametrize("name,backend", [("mobilenet_v2", "eager"), ("mobilenet_v3_small", "eager"),
+                                          ("mobilenet_v3_large", "eager"), ("mobilenet_v3_small", "triton")])
+def test_torchvision_mobilenets(name, backend):
+    backend = backend_or_skip(backend)
+    make = getattr(torchvision.models, name)
+    x = torch.randn(2, 3, 33, 35)
+    model, conv = check_eval(make(), backend, x)
+    n = count(model, "InvertedResidual", "torchvision")
+    assert n > 0 and len(conv.effkernels_report.converted) == n and not conv.effkernels_report.skipped
+    assert sum(isinstance(m, FusedInvertedResidual) for m in conv.modules()) == n
+    check_round_trip(make, model, conv, x)
+
+
+TIMM_CASES = [("efficientnet_b0", "eager", (33, 35)), ("tf_efficientnet_b0", "eager", (33, 35)),
+              ("tf_efficientnet_b0", "eager", (32, 32)), ("mobilenetv3_large_100", "eager", (33, 35)),
+              ("tf_efficientnet_lite0", "eager", (33, 35)), ("tf_efficientnet_b0", "triton", (33, 35)),
+              ("tf_efficientnet_b0", "cpu", (33, 35))]
+
+
+@pytest.mark.parametrize("name,backend,hw", TIMM_CASES)
+def test_timm(name, backend, hw):
+    """tf_ variants: TF SAME padding (Conv2dSame at stride 2; asymmetric on even sizes), BN eps 1e-3.
+    Under the (slow) Triton interpreter only stages 0-2 are converted (filter_fn)."""
+    timm = pytest.importorskip("timm")
+    backend = backend_or_skip(backend)
+    make = lambda: timm.create_model(name, pretrained=False)  # noqa: E731
+    x = torch.randn(2, 3, *hw)
+    model = randomize_bn_(make()).eval()
+    filter_fn = (lambda m, fqn: fqn < "blocks.3") if backend == "triton" else None
+    conv = convert(model, backend=backend, filter_fn=filter_fn)
+    with torch.no_grad():
+        assert_close_to_ref(conv(x), copy.deepcopy(model).double()(x.double()), torch.float32)
+    n = count(model, "InvertedResidual", "timm") + count(model, "DepthwiseSeparableConv", "timm")
+    report = conv.effkernels_report
+    assert n > 0 and len(report.converted) + len(report.skipped) == n
+    assert all(why == "rejected by filter_fn" for _, _, why in report.skipped)
+    assert len(report.converted) == (5 if filter_fn else n)  # tf_efficientnet_b0 stages 0-2: 1 + 2 + 2
+    check_round_trip(make, model, conv, x)
+
+
+@pytest.mark.parametrize("image_size,hw", [(64, (64, 64)), (None, (33, 35))])
+def test_lukemelas(image_size, hw):
+    """Static same padding (fixed for image_size) and dynamic same padding (input-dependent)."""
+    ep = pytest.importorskip("efficientnet_pytorch")
+    make = lambda: ep.EfficientNet.from_name("efficientnet-b0", image_size=image_size)  # noqa: E731
+    x = torch.randn(2, 3, *hw)
+    model, conv = check_eval(make(), "eager", x)
+    assert len(conv.effkernels_report.converted) == len(model._blocks) and not conv.effkernels_report.skipped
+    check_round_trip(make, model, conv, x)
+
+
+def test_channels_last():
+    model = randomize_bn_(torchvision.models.efficientnet_b0()).eval()
+    conv = convert(model, backend="eager").to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 32, 32).to(memory_format=torch.channels_last)
+    layouts = []
+    for m in conv.modules():
+        if isinstance(m, enn.MBConv):
+            m.register_forward_hook(lambda mod, i, o: layouts.append(o.is_contiguous(memory_format=torch.channels_last)))
+    with torch.no_grad():
+        assert_close_to_ref(conv(x), copy.deepcopy(model).double()(x.double()), torch.float32)
+    assert layouts and all(layouts), "a fused block lost the channels_last layout"
+
+
+@pytest.mark.parametrize("dtype,how", [(torch.float16, "cast"), (torch.bfloat16, "autocast")])
+def test_low_precision(dtype, how):
+    """Within TOL[dtype] of float64 and within 2x the error of the original model in that precision."""
+    model = randomize_bn_(torchvision.models.efficientnet_b0()).eval()
+    conv = convert(model, backend="eager")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = copy.deepcopy(model).double()(x.double())
+        if how == "cast":
+            out, eager = conv.to(dtype)(x.to(dtype)), model.to(dtype)(x.to(dtype))
+        else:
+            with torch.autocast("cpu", dtype=dtype):
+                out, eager = conv(x), model(x)
+    assert out.dtype == eager.dtype == dtype
+    assert_close_to_ref(out, ref, dtype)
+    err = lambda t: ((t.double() - ref).norm() / ref.norm()).item()  # noqa: E731
+    assert err(out) <= 2 * err(eager), f"{err(out):.2e} vs eager {err(eager):.2e}"
+
+
+def _make_train_model(which):
+    if which == "torchvision":
+        return torchvision.models.efficientnet_b0(stochastic_depth_prob=0.5)
+    if which == "timm":
+        return pytest.importorskip("timm").create_model("efficientnet_b0", drop_path_rate=0.5)
+    ep = pytest.importorskip("efficientnet_pytorch")
+    return ep.EfficientNet.from_name("efficientnet-b0", image_size=None, drop_connect_rate=0.5)
+
+
+@pytest.mark.parametrize("which", ["torchvision", "timm", "lukemelas"])
+def test_train_mode_runs_the_original_math(which):
+    """A converted model in train mode computes exactly what the source does (batch-stat BN, drop
+    path / stochastic depth with the same random draws), trains, and then folds the new stats."""
+    model = randomize_bn_(_make_train_model(which)).train()
+    conv = convert(model, backend="eager")
+    x = torch.randn(4, 3, 32, 32)
+    torch.manual_seed(1)
+    ref = model(x)
+    torch.manual_seed(1)
+    out = conv(x)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    out.square().sum().backward()
+    ref.square().sum().backward()
+    for (n, a), b in zip(model.named_parameters(), conv.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=0, msg=n)
+    model.eval(), conv.eval()
+    with torch.no_grad():
+        assert_close_to_ref(conv(x), copy.deepcopy(model).double()(x.double()), torch.float32, what="eval after train")
+
+
+def test_filter_fn_and_inplace():
+    model = randomize_bn_(torchvision.models.efficientnet_b0()).eval()
+    seen = []
+
+    def only_stage_2(module, fqn):
+        seen.append((type(module).__name__, fqn))
+        return fqn.startswith("features.2.")
+
+    conv = convert(model, backend="eager", inplace=True, filter_fn=only_stage_2)
+    assert conv is model
+    report = conv.effkernels_report
+    assert isinstance(report, ConvertReport)
+    assert [fqn for fqn, _, _ in report.converted] == ["features.2.0", "features.2.1"]
+    assert all(why == "rejected by filter_fn" for _, _, why in report.skipped) and len(report.skipped) == 14
+    assert ("MBConv", "features.1.0") in seen
+    assert isinstance(conv.features[2][0], enn.MBConv) and not isinstance(conv.features[3][0], enn.MBConv)
+    assert "2 converted, 14 left" in str(report)
+
+
+def test_unsupported_blocks_are_reported_and_left():
+    timm = pytest.importorskip("timm")
+    gelu = randomize_bn_(timm.create_model("efficientnet_b0", act_layer=nn.GELU)).eval()
+    conv = convert(gelu, backend="eager")
+    report = conv.effkernels_report
+    assert not report.converted and len(report.skipped) == 16
+    assert all("GELU" in why for _, _, why in report.skipped)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), gelu(x), rtol=0, atol=0)
+
+    dilated = randomize_bn_(torchvision.models.mobilenet_v3_large(dilated=True)).eval()
+    _, conv = check_eval(dilated, "eager", torch.randn(1, 3, 33, 35))
+    reasons = [why for _, _, why in conv.effkernels_report.skipped]
+    assert reasons and all("dilation" in why for why in reasons)
+    assert conv.effkernels_report.converted
+
+
+def test_torch_compile_converted():
+    model = randomize_bn_(torchvision.models.mobilenet_v3_small().features[1:4]).eval()  # 3 blocks: compile is slow
+    conv = convert(model, backend="eager")
+    assert len(conv.effkernels_report.converted) == 3
+    compiled = torch.compile(conv)
+    x = torch.randn(2, 16, 16, 16)
+    with torch.no_grad():
+        assert_close_to_ref(compiled(x), copy.deepcopy(model).double()(x.double()), torch.float32)
+
+
+def test_bad_backend_and_device():
+    model = torchvision.models.mobilenet_v3_small()
+    with pytest.raises(ValueError, match="backend: expected 'auto' or one of"):
+        convert(model, backend="tensorrt")
+    with pytest.raises(ValueError, match="backend: 'cuda'") as e:
+        convert(model, backend="cuda")  # unavailable here (says how to build it), or cannot serve the CPU
+    assert "build" in str(e.value) or "cannot run on a tensor on cpu" in str(e.value)
+    with pytest.raises(ValueError, match="cannot run on a tensor on meta"):
+        convert(model.to("meta"), backend="triton")
+    with pytest.raises(TypeError, match="model"):
+        convert(torch.randn(3))

@@ -1,0 +1,265 @@
+"""effkernels.nn layers against torchvision's (the oracle, run in float64), random weights and
+non-trivial BN statistics. Tolerances: tests/helpers.py TOL per dtype (fp32 rel 1e-5 / abs 1e-4)."""
+import copy
+import subprocess
+import sys
+from functools import partial
+
+import pytest
+import torch
+from torch import nn
+
+import effkernels
+import effkernels.nn as enn
+from helpers import TOL, assert_close_to_ref
+
+tv_eff = pytest.importorskip("torchvision.models.efficientnet")
+from torchvision.ops.misc import SqueezeExcitation  # noqa: E402
+
+
+def backend_or_skip(name, op="mbconv_forward"):
+    """Skip when `name` cannot run the C++ op `op` (schema name) on CPU tensors here, with the reason."""
+    ok, why = effkernels.backends_available()[name]
+    if not ok:
+        pytest.skip(f"backend {name!r} unavailable: {why}")
+    if name == "cpu":
+        try:
+            has = torch._C._dispatch_has_kernel_for_dispatch_key(f"effkernels::{op}", "CPU")
+        except RuntimeError:  # schema not registered
+            has = False
+        if not has:
+            pytest.skip(f"effkernels._C has no CPU kernel for {op}")
+    return name
+
+
+BACKENDS = ["eager", "triton", "cpu"]
+
+
+def randomize_bn_(model):
+    """Non-trivial BN statistics and affine parameters (fresh BNs would fold to the identity)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    return model
+
+
+def tv_mbconv(e, k, s, i, o, eps=1e-5, sd=0.0):
+    cnf = tv_eff.MBConvConfig(e, k, s, i, o, 1)
+    return randomize_bn_(tv_eff.MBConv(cnf, sd, partial(nn.BatchNorm2d, eps=eps)))
+
+
+CONFIGS = [  # (expand, k, stride, in, out): no expand, stride 2, residual, k5 stride 2
+    (1, 3, 1, 32, 16),
+    (6, 3, 2, 16, 24),
+    (6, 5, 1, 40, 40),
+    (4, 5, 2, 24, 40),
+]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("eps", [1e-5, 1e-3])
+def test_mbconv_state_dict_matches_torchvision(cfg, eps):
+    e, k, s, i, o = cfg
+    tv = tv_mbconv(*cfg, eps=eps)
+    ours = enn.MBConv(i, o, e, k, s, bn_eps=eps)
+    assert {n: t.shape for n, t in tv.state_dict().items()} == {n: t.shape for n, t in ours.state_dict().items()}
+    ours.load_state_dict(tv.state_dict(), strict=True)
+    assert ours.use_res_connect == tv.use_res_connect
+    tv.load_state_dict(ours.state_dict(), strict=True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_mbconv_eval_matches_torchvision(cfg, backend):
+    backend = backend_or_skip(backend)
+    e, k, s, i, o = cfg
+    tv = tv_mbconv(*cfg).eval()
+    ours = enn.MBConv(i, o, e, k, s, backend=backend).eval()
+    ours.load_state_dict(tv.state_dict())
+    x = torch.randn(2, i, 17, 14)
+    with torch.no_grad():
+        ref = tv.double()(x.double())
+        out = ours(x)
+    assert out.dtype == torch.float32
+    assert_close_to_ref(out, ref, torch.float32)
+
+
+def test_mbconv_train_mode_is_torchvision_training_math():
+    tv = tv_mbconv(6, 3, 1, 16, 16, sd=0.5).train()
+    ours = enn.MBConv(16, 16, 6, 3, 1, stochastic_depth_prob=0.5).train()
+    ours.load_state_dict(tv.state_dict())
+    x = torch.randn(8, 16, 9, 9)
+    xr = x.clone().requires_grad_()
+    xo = x.clone().requires_grad_()
+    torch.manual_seed(1)
+    ref = tv(xr)
+    torch.manual_seed(1)
+    out = ours(xo)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)  # same ops in the same order
+    ref.square().sum().backward()
+    out.square().sum().backward()
+    torch.testing.assert_close(xo.grad, xr.grad, rtol=0, atol=0)
+    for (n, a), b in zip(tv.state_dict().items(), ours.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=0, atol=0, msg=n)  # running stats updated alike
+    ours.eval()
+    with torch.no_grad():  # stochastic depth is the identity in eval
+        torch.testing.assert_close(ours(x), ours(x))
+
+
+def test_mbconv_folds_once_and_refolds_on_change(monkeypatch):
+    tv = tv_mbconv(6, 3, 1, 16, 16).eval()
+    ours = enn.MBConv(16, 16, 6, 3, 1, backend="eager").eval()
+    ours.load_state_dict(tv.state_dict())
+    calls = []
+    fold = enn.MBConv._fold
+    monkeypatch.setattr(enn.MBConv, "_fold", lambda self: calls.append(1) or fold(self))
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        ours(x)
+        ours(x)
+        assert len(calls) == 1, "folded per call"
+        tv2 = tv_mbconv(6, 3, 1, 16, 16).eval()  # new weights through load_state_dict
+        ours.load_state_dict(tv2.state_dict())
+        assert_close_to_ref(ours(x), tv2.double()(x.double()), torch.float32, what="after load_state_dict")
+        assert len(calls) == 2
+        ours.block[1][1].running_var.mul_(3.0)  # in-place edit of a buffer
+        tv2.block[1][1].running_var.mul_(3.0)
+        assert_close_to_ref(ours(x), tv2(x.double()), torch.float32, what="after in-place edit")
+        assert len(calls) == 3
+        ours.half()  # .to(dtype) replaces the tensors
+        assert_close_to_ref(ours(x.half()), tv2(x.double()), torch.float16, what="after .half()")
+        assert len(calls) == 4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mbconv_channels_last(backend):
+    backend = backend_or_skip(backend)
+    tv = tv_mbconv(6, 3, 1, 24, 24).eval()
+    ours = enn.MBConv(24, 24, 6, 3, 1, backend=backend).eval()
+    ours.load_state_dict(tv.state_dict())
+    ours.to(memory_format=torch.channels_last)
+    x = torch.randn(2, 24, 11, 13).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        out = ours(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert_close_to_ref(out, tv.double()(x.double()), torch.float32)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("how", ["cast", "autocast"])
+def test_mbconv_low_precision(dtype, how, backend):
+    """Within the dtype's TOL of float64 (DESIGN.md: folded weights are rounded to the activation
+    dtype, so under autocast the error can exceed 2x that of eager, whose BN stays in fp32)."""
+    backend = backend_or_skip(backend)
+    tv = tv_mbconv(6, 3, 1, 24, 24).eval()
+    ours = enn.MBConv(24, 24, 6, 3, 1, backend=backend).eval()
+    ours.load_state_dict(tv.state_dict())
+    x = torch.randn(2, 24, 9, 9)
+    with torch.no_grad():
+        ref = copy.deepcopy(tv).double()(x.double())
+        if how == "cast":
+            out, eager = ours.to(dtype)(x.to(dtype)), tv.to(dtype)(x.to(dtype))
+        else:
+            with torch.autocast("cpu", dtype=dtype):
+                out, eager = ours(x), tv(x)
+    assert out.dtype == eager.dtype == dtype
+    assert_close_to_ref(out, ref, dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mbconv_torch_compile(backend):
+    backend = backend_or_skip(backend)
+    tv = tv_mbconv(4, 3, 1, 16, 16).eval()
+    ours = enn.MBConv(16, 16, 4, 3, 1, backend=backend).eval()
+    ours.load_state_dict(tv.state_dict())
+    compiled = torch.compile(ours)
+    x = torch.randn(2, 16, 9, 9)
+    with torch.no_grad():
+        assert_close_to_ref(compiled(x), tv.double()(x.double()), torch.float32)
+        tv2 = tv_mbconv(4, 3, 1, 16, 16).eval()
+        ours.load_state_dict(tv2.state_dict())  # the compiled model sees the new weights
+        assert_close_to_ref(compiled(x), tv2.double()(x.double()), torch.float32)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("padding", ["symmetric", "same"])
+@pytest.mark.parametrize("k,stride,hw", [(3, 1, (9, 9)), (5, 2, (10, 11)), (3, 2, (8, 8))])
+def test_fused_dwconv_bn_act(backend, padding, k, stride, hw):
+    """Against torch Conv2d (symmetric) or timm's Conv2dSame (TF SAME), + BN + SiLU, in float64."""
+    backend = backend_or_skip(backend, "dwconv_bn_act")
+    c = 24
+    ours = enn.FusedDWConvBNAct(c, k, stride, padding=padding, backend=backend)
+    if padding == "same":
+        conv_same = pytest.importorskip("timm.layers").Conv2dSame
+        conv = conv_same(c, c, k, stride, groups=c, bias=False)
+    else:
+        conv = nn.Conv2d(c, c, k, stride, (k - 1) // 2, groups=c, bias=False)
+    ref_mod = randomize_bn_(nn.Sequential(conv, nn.BatchNorm2d(c), nn.SiLU()))
+    assert list(ref_mod.state_dict()) == list(ours.state_dict())
+    ours.load_state_dict(ref_mod.state_dict())
+    x = torch.randn(2, c, *hw)
+    with torch.no_grad():
+        ref = copy.deepcopy(ref_mod).eval().double()(x.double())
+        assert_close_to_ref(ours.eval()(x), ref, torch.float32, what="eval")
+        # train mode: batch statistics, the same math as the unfolded modules
+        torch.testing.assert_close(ours.train()(x), ref_mod.train()(x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("act,gate", [("silu", "sigmoid"), ("relu", "hardsigmoid")])
+def test_squeeze_excite_matches_torchvision(backend, act, gate):
+    backend = backend_or_skip(backend, "se_excite")
+    acts = {"silu": nn.SiLU, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "hardsigmoid": nn.Hardsigmoid}
+    tv = SqueezeExcitation(40, 10, acts[act], acts[gate])
+    ours = enn.SqueezeExcite(40, 10, activation=act, gate=gate, backend=backend)
+    ours.load_state_dict(tv.state_dict(), strict=True)
+    x = torch.randn(3, 40, 7, 5)
+    with torch.no_grad():
+        assert_close_to_ref(ours.eval()(x), tv.double()(x.double()), torch.float32)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("act", ["none", "hardswish"])
+def test_pointwise_conv_bn_act(backend, act):
+    backend = backend_or_skip(backend, "pointwise_conv")
+    ours = enn.PointwiseConvBNAct(24, 40, activation=act, backend=backend)
+    layers = [nn.Conv2d(24, 40, 1, bias=False), nn.BatchNorm2d(40)] + ([nn.Hardswish()] if act != "none" else [])
+    ref_mod = randomize_bn_(nn.Sequential(*layers)).eval()
+    ours.load_state_dict(ref_mod.state_dict(), strict=True)
+    x = torch.randn(2, 24, 5, 7)
+    with torch.no_grad():
+        assert_close_to_ref(ours.eval()(x), ref_mod.double()(x.double()), torch.float32)
+
+
+def test_bad_arguments_name_the_argument():
+    with pytest.raises(ValueError, match="backend"):
+        enn.MBConv(16, 16, 6, 3, 1, backend="tpu")
+    with pytest.raises(ValueError, match="padding"):
+        enn.MBConv(16, 16, 6, 3, 1, padding="valid")
+    with pytest.raises(ValueError, match="activation"):
+        enn.MBConv(16, 16, 6, 3, 1, activation="gelu")
+    with pytest.raises(ValueError, match="stride"):
+        enn.MBConv(16, 16, 6, 3, 3)
+    with pytest.raises(ValueError, match="stochastic_depth_prob"):
+        enn.MBConv(16, 16, 6, 3, 1, stochastic_depth_prob=1.5)
+    with pytest.raises(ValueError, match="gate"):
+        enn.SqueezeExcite(16, 4, gate="tanh")
+
+
+def test_unavailable_backend_says_why():
+    """An explicit backend that cannot serve CPU tensors here fails at the first eval forward."""
+    ok, why = effkernels.backends_available()["cuda"]
+    m = enn.MBConv(16, 16, 6, 3, 1, backend="cuda").eval()
+    with torch.no_grad(), pytest.raises(ValueError, match="backend: 'cuda'") as e:
+        m(torch.randn(1, 16, 5, 5))
+    assert (why in str(e.value)) if not ok else ("cannot run on a tensor on cpu" in str(e.value))
+
+
+def test_nn_does_not_import_torchvision():
+    code = "import sys, effkernels.nn; assert 'torchvision' not in sys.modules, 'torchvision imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
