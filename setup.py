@@ -6,9 +6,13 @@ EFFKERNELS_EXT selects what is compiled:
   none            pure-Python install: Triton and eager backends only
 The CUDA arch list comes from TORCH_CUDA_ARCH_LIST (default "8.0;9.0": A100, H100/H200).
 Whether a GPU is present is never consulted: a machine without one still compiles CUDA code.
+EFFKERNELS_CPU_ARCH picks the CPU kernels' vector ISA on x86-64: avx2 (default: AVX2+FMA, every
+x86-64 CPU since 2013, at::vec compiled with CPU_CAPABILITY=AVX2) or generic (baseline x86-64);
+other architectures always build generic (at::vec's portable code).
 """
 import glob
 import os
+import platform
 
 from setuptools import setup
 
@@ -18,6 +22,15 @@ if mode not in ("auto", "cuda", "cpu", "none"):
 
 ext_modules, cmdclass = [], {}
 if mode != "none":
+    import shutil
+
+    nvcc = shutil.which("nvcc")
+    if nvcc and not any(os.environ.get(v) for v in ("CUDA_HOME", "CUDA_PATH")):
+        # torch takes CUDA_HOME from nvcc's location; a wrapper script (e.g. /usr/local/bin/nvcc) points it
+        # at a directory without CUDA's headers and libraries. Fall back to the toolkit's usual home.
+        root = os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+        if not os.path.exists(os.path.join(root, "include", "cuda_runtime.h")) and os.path.isdir("/usr/local/cuda"):
+            os.environ["CUDA_HOME"] = "/usr/local/cuda"
     import torch
     from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
@@ -30,6 +43,12 @@ if mode != "none":
     sources = sorted(glob.glob(os.path.join(here, "csrc", "*.cpp")) + glob.glob(os.path.join(here, "csrc", "cpu", "*.cpp")))
     sources = [os.path.relpath(s, here) for s in sources]
     cxx = ["-O3", "-fopenmp"]  # no -std: torch's headers pick the C++ standard they need
+    cpu_arch = os.environ.get("EFFKERNELS_CPU_ARCH", "avx2").lower()
+    if cpu_arch not in ("avx2", "generic"):
+        raise SystemExit(f"EFFKERNELS_CPU_ARCH: expected avx2 or generic, got {cpu_arch!r}")
+    if cpu_arch == "avx2" and platform.machine().lower() in ("x86_64", "amd64"):
+        # at::vec picks its AVX2 code (and inline namespace) from these; without them it is scalar.
+        cxx += ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
     if with_cuda:
         sources += sorted(os.path.relpath(s, here) for s in glob.glob(os.path.join(here, "csrc", "cuda", "*.cu")))
         ext = CUDAExtension(

@@ -1,0 +1,47 @@
+// Helpers shared by the CUDA kernels: 16-byte vector loads/stores converted to fp32, launch checks.
+#pragma once
+
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "../common.h"
+
+namespace effkernels::cuda {
+
+// Elements per 16-byte vector: 4 fp32, 8 fp16/bf16.
+template <typename T>
+constexpr int kVec = 16 / sizeof(T);
+
+// v[0..kVec<T>) = p[0..kVec<T>) as fp32; p 16-byte aligned.
+template <typename T>
+__device__ __forceinline__ void load_vec(const T* __restrict__ p, float* v) {
+  alignas(16) T tmp[kVec<T>];
+  *reinterpret_cast<uint4*>(tmp) = __ldg(reinterpret_cast<const uint4*>(p));
+#pragma unroll
+  for (int i = 0; i < kVec<T>; ++i) v[i] = static_cast<float>(tmp[i]);
+}
+
+template <typename T>
+__device__ __forceinline__ void store_vec(T* p, const float* v) {
+  alignas(16) T tmp[kVec<T>];
+#pragma unroll
+  for (int i = 0; i < kVec<T>; ++i) tmp[i] = static_cast<T>(v[i]);
+  *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(tmp);
+}
+
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+inline unsigned next_pow2(int64_t v) {
+  unsigned p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+// Grid x is limited to 2^31 - 1 blocks.
+inline unsigned grid_x(int64_t blocks, const char* what) {
+  TORCH_CHECK(blocks <= 0x7fffffff, what, ": the input is too large for one launch (", blocks, " blocks)");
+  return static_cast<unsigned>(blocks);
+}
+
+}  // namespace effkernels::cuda

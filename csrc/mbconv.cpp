@@ -1,0 +1,63 @@
+// mbconv_forward: the whole MBConv inference block (BN folded) as one op, so a block costs one
+// Python call. One implementation for every device: it calls the effkernels ops through the
+// dispatcher, which picks the CPU or CUDA kernels of x's device.
+//   expand  pointwise_conv(x, expand_w, expand_b, act)            (absent when expand ratio is 1)
+//   dw      dwconv_bn_act(h, dw_w, dw_b, ..., act, se_sums=SE)    (SE squeeze fused in)
+//   excite  se_excite(sums, 1/(out_h*out_w), se_*)                 -> fp32 [N, C_exp]
+//   project pointwise_conv(h, proj_w, proj_b, none, scale, x if residual)  (SE scale fused in)
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include "common.h"
+
+namespace effkernels {
+namespace {
+
+using at::Tensor;
+using OptT = std::optional<Tensor>;
+
+template <typename Sig>
+c10::TypedOperatorHandle<Sig> op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
+}
+
+Tensor mbconv_forward(const Tensor& x, const OptT& expand_w, const OptT& expand_b, const Tensor& dw_w,
+                      const Tensor& dw_b, int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h,
+                      int64_t out_w, const OptT& se_w1, const OptT& se_b1, const OptT& se_w2, const OptT& se_b2,
+                      const Tensor& proj_w, const Tensor& proj_b, bool residual, int64_t activation,
+                      int64_t se_activation, int64_t se_gate) {
+  static const auto pointwise =
+      op<Tensor(const Tensor&, const Tensor&, const Tensor&, int64_t, const OptT&, const OptT&)>("effkernels::pointwise_conv");
+  static const auto dwconv = op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t,
+                                                           int64_t, int64_t, int64_t, int64_t, bool)>("effkernels::dwconv_bn_act");
+  static const auto excite = op<Tensor(const Tensor&, double, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                       int64_t, int64_t)>("effkernels::se_excite");
+
+  check_activation_tensor(x, "x");
+  EFFK_CHECK_ARG(expand_w.has_value() == expand_b.has_value(), "expand_w/expand_b",
+                 "expected both or neither (neither when the expand ratio is 1)");
+  const bool has_se = se_w1.has_value();
+  EFFK_CHECK_ARG(se_b1.has_value() == has_se && se_w2.has_value() == has_se && se_b2.has_value() == has_se,
+                 "se_w1/se_b1/se_w2/se_b2", "expected all four or none (none for a block without SE)");
+  if (residual) {
+    EFFK_CHECK_ARG(proj_w.dim() == 2 && proj_w.size(0) == x.size(1) && out_h == x.size(2) && out_w == x.size(3),
+                   "residual", "needs an output shaped like x (stride 1, C_out == C_in = ", x.size(1),
+                   "), got C_out ", proj_w.dim() == 2 ? proj_w.size(0) : -1, " and output ", out_h, "x", out_w);
+  }
+
+  Tensor h = expand_w ? pointwise.call(x, *expand_w, *expand_b, activation, std::nullopt, std::nullopt) : x;
+  auto [d, sums] = dwconv.call(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, activation, has_se);
+  OptT scale;
+  if (has_se) scale = excite.call(sums, 1.0 / static_cast<double>(out_h * out_w), *se_w1, *se_b1, *se_w2, *se_b2,
+                                  se_activation, se_gate);
+  return pointwise.call(d, proj_w, proj_b, static_cast<int64_t>(Act::None), scale, residual ? OptT(x) : OptT());
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(effkernels, CPU, m) { m.impl("mbconv_forward", &mbconv_forward); }
+#ifdef EFFK_WITH_CUDA
+TORCH_LIBRARY_IMPL(effkernels, CUDA, m) { m.impl("mbconv_forward", &mbconv_forward); }
+#endif
+
+}  // namespace effkernels
