@@ -219,11 +219,13 @@ def test_unsupported_blocks_are_reported_and_left():
     assert conv.effkernels_report.converted
 
 
-def test_torch_compile_converted():
+@pytest.mark.parametrize("backend", ["eager", "cpu"])
+def test_torch_compile_converted(backend):
+    backend = backend_or_skip(backend)
     model = randomize_bn_(torchvision.models.mobilenet_v3_small().features[1:4]).eval()  # 3 blocks: compile is slow
-    conv = convert(model, backend="eager")
+    conv = convert(model, backend=backend)
     assert len(conv.effkernels_report.converted) == 3
-    compiled = torch.compile(conv)
+    compiled = torch.compile(conv, fullgraph=True)
     x = torch.randn(2, 16, 16, 16)
     with torch.no_grad():
         assert_close_to_ref(compiled(x), copy.deepcopy(model).double()(x.double()), torch.float32)

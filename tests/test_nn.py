@@ -177,7 +177,7 @@ def test_mbconv_torch_compile(backend):
     tv = tv_mbconv(4, 3, 1, 16, 16).eval()
     ours = enn.MBConv(16, 16, 4, 3, 1, backend=backend).eval()
     ours.load_state_dict(tv.state_dict())
-    compiled = torch.compile(ours)
+    compiled = torch.compile(ours, fullgraph=True)
     x = torch.randn(2, 16, 9, 9)
     with torch.no_grad():
         assert_close_to_ref(compiled(x), tv.double()(x.double()), torch.float32)

@@ -41,9 +41,11 @@ class FoldedModule(nn.Module):
     input's (device, dtype) and cached per (device, dtype). The cache is keyed on the data_ptr and
     version counter of every parameter and buffer of the module, so load_state_dict, .to(), .half()
     and in-place edits under torch.no_grad() all trigger a refold. Edits through `.data` bypass
-    version counters: call .eval() (which drops the cache) after those. Under torch.compile the
-    lookup runs eagerly (torch.compiler.disable: one graph break per fused layer), so a compiled
-    model refolds too and never folds per call.
+    version counters: call .eval() (which drops the cache) after those.
+
+    Under torch.compile the fold is traced into the graph instead (no graph break, fullgraph=True
+    works, weight edits are always seen): Inductor computes it with a few small fused kernels per
+    call, or once with torch._inductor.config.freezing = True.
     """
 
     def _init_folding(self, backend: str) -> None:
@@ -79,8 +81,9 @@ class FoldedModule(nn.Module):
     def _stamp(self):
         return tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
 
-    @torch.compiler.disable
     def folded(self, x: torch.Tensor) -> tuple:
+        if torch.compiler.is_compiling():
+            return tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous() for t in self._fold())
         stamp = self._stamp()
         if stamp != self._fold_stamp:
             self._fold_cache.clear()
