@@ -376,3 +376,17 @@ def test_opcheck(name, device):
     if not _has_fake(name):
         pytest.skip(f"no fake kernel registered for effkernels::{name} in effkernels.ops yet")
     torch.library.opcheck(getattr(ops, name).default, _opcheck_args(name, device))
+
+
+def test_cpu_ops_in_inference_mode_multithreaded():
+    """ATen calls made from the CPU kernels' worker threads must see the caller's inference mode."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.inference_mode():
+            x = make_x((2, 16, 33, 33), "channels_last", torch.float32, "cpu")
+            w, b = torch.randn(96, 16), torch.randn(96)
+            out = ops.pointwise_conv(x, w, b, ACTIVATIONS["silu"], None, None)
+        assert_close_to_ref(out, R.pointwise_conv_ref(d64(x), d64(w), d64(b), "silu"), torch.float32)
+    finally:
+        torch.set_num_threads(old)

@@ -1,6 +1,6 @@
 // Fused depthwise k x k conv + folded BN + activation (+ SE spatial sums) on the CPU.
-// NHWC: at::vec over channels, weights of one 8-channel vector kept in registers while a row of
-// outputs is produced, parallel over (batch x row tiles); SE sums reduced from per-tile partials.
+// NHWC: at::vec over 8-channel vectors in L1-sized channel blocks, 4 output columns per weight
+// load, parallel over (batch x row tiles); SE sums reduced from per-tile partials.
 // NCHW: one (n, c) plane per task, scalar fp32 loops (correct, not the fast path).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -14,53 +14,85 @@ struct Geom {
   int64_t N, C, H, W, OH, OW, stride, pad_t, pad_l, k;
 };
 
-// K = 0: k taken from g.k at run time (k = 7); K = 3, 5: fully unrolled.
+// P output columns starting at ow of one row, channels [c, c + kVec): conv, bias, activation,
+// store, and add to the SE partial sums. Each weight vector loaded feeds P FMAs. CHECK: test columns
+// against the input (border); FULL: all kVec channels valid. K = 0: k = g.k at run time.
+template <typename T, int K, bool FULL, int P, bool CHECK>
+inline void pixels(const T* const* rows, const float* wc, int64_t Cp, const float* bc, T* out_c, float* part_c,
+                   const Geom& g, int64_t c, int nc, int64_t ow, int act) {
+  const int k = K ? K : static_cast<int>(g.k);
+  Vec acc[P];
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i) acc[i] = Vec::loadu(bc);
+  const int64_t iw0 = ow * g.stride - g.pad_l;
+  for (int kh = 0; kh < k; ++kh) {
+    if (!rows[kh]) continue;
+    const T* r = rows[kh] + c;
+#pragma GCC unroll 7
+    for (int kw = 0; kw < k; ++kw) {
+      const Vec wv = Vec::loadu(wc + (kh * k + kw) * Cp);
+#pragma GCC unroll 4
+      for (int i = 0; i < P; ++i) {
+        const int64_t iw = iw0 + i * g.stride + kw;
+        if (CHECK && (iw < 0 || iw >= g.W)) continue;
+        const T* q = r + iw * g.C;
+        acc[i] = at::vec::fmadd(FULL ? load_f(q) : load_f(q, nc), wv, acc[i]);
+      }
+    }
+  }
+  Vec sum(0.f);
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i) {
+    const Vec v = act_vec(acc[i], act);
+    store_f(out_c + (ow + i) * g.C, v, nc);
+    sum = sum + v;
+  }
+  if (part_c) (Vec::loadu(part_c) + sum).store(part_c);
+}
+
+// Tasks are (n, row tile). Channels go in blocks of 64 so the input rows a block reads (k rows x a
+// few columns x 256 B) and its weights stay in L1 while 4 output columns are produced at a time.
 template <typename T, int K>
 void dw_nhwc(const T* x, T* out, const float* wpk, const float* bpk, float* partial, const Geom& g, int64_t Cp,
              int64_t tiles, int64_t rows_per_tile, int act) {
+  constexpr int64_t kBlock = 64;
   const int k = K ? K : static_cast<int>(g.k);
+  // Output columns whose whole window lies inside the input: no column checks there.
+  const int64_t ow_lo = std::min(g.OW, (g.pad_l + g.stride - 1) / g.stride);
+  const int64_t ow_hi = std::max(ow_lo, std::min(g.OW, g.W - k + g.pad_l >= 0 ? (g.W - k + g.pad_l) / g.stride + 1 : 0));
   at::parallel_for(0, g.N * tiles, 1, [&](int64_t u0, int64_t u1) {
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t n = u / tiles, tile = u % tiles;
       const int64_t oh0 = tile * rows_per_tile, oh1 = std::min(g.OH, oh0 + rows_per_tile);
       float* part = partial ? partial + u * Cp : nullptr;
       if (part) std::fill(part, part + Cp, 0.f);
-      // Output columns whose whole window lies inside the input: no column checks there.
-      const int64_t ow_lo = std::min(g.OW, (g.pad_l + g.stride - 1) / g.stride);
-      const int64_t ow_hi = std::max(ow_lo, std::min(g.OW, g.W - k + g.pad_l >= 0 ? (g.W - k + g.pad_l) / g.stride + 1 : 0));
-      for (int64_t oh = oh0; oh < oh1; ++oh) {
-        const T* rows[K ? K : 7];
-        for (int kh = 0; kh < k; ++kh) {
-          const int64_t ih = oh * g.stride - g.pad_t + kh;
-          rows[kh] = (ih >= 0 && ih < g.H) ? x + ((n * g.H + ih) * g.W) * g.C : nullptr;
-        }
-        T* orow = out + ((n * g.OH + oh) * g.OW) * g.C;
-        for (int64_t c = 0; c < g.C; c += kVec) {
-          const int nc = static_cast<int>(std::min<int64_t>(kVec, g.C - c));
-          Vec w[K ? K * K : 49];
-          for (int t = 0; t < k * k; ++t) w[t] = Vec::loadu(wpk + t * Cp + c);
-          const Vec b = Vec::loadu(bpk + c);
-          Vec sum(0.f);
-          auto pixel = [&](int64_t ow, bool check_cols) {
-            const int64_t iw0 = ow * g.stride - g.pad_l;
-            Vec acc = b;
-            for (int kh = 0; kh < k; ++kh) {
-              if (!rows[kh]) continue;
-              for (int kw = 0; kw < k; ++kw) {
-                const int64_t iw = iw0 + kw;
-                if (check_cols && (iw < 0 || iw >= g.W)) continue;
-                const T* p = rows[kh] + iw * g.C + c;
-                acc = at::vec::fmadd(nc == kVec ? load_f(p) : load_f(p, nc), w[kh * k + kw], acc);
-              }
+      for (int64_t cb = 0; cb < g.C; cb += kBlock) {
+        const int64_t ce = std::min(g.C, cb + kBlock);
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          const T* rows[7];
+          for (int kh = 0; kh < k; ++kh) {
+            const int64_t ih = oh * g.stride - g.pad_t + kh;
+            rows[kh] = (ih >= 0 && ih < g.H) ? x + ((n * g.H + ih) * g.W) * g.C : nullptr;
+          }
+          T* orow = out + ((n * g.OH + oh) * g.OW) * g.C;
+          auto run = [&](auto p, auto check, int64_t ow) {
+            constexpr int P = decltype(p)::value;
+            constexpr bool CHECK = decltype(check)::value;
+            for (int64_t c = cb; c < ce; c += kVec) {
+              const int nc = static_cast<int>(std::min<int64_t>(kVec, g.C - c));
+              float* pc = part ? part + c : nullptr;
+              if (nc == kVec) pixels<T, K, true, P, CHECK>(rows, wpk + c, Cp, bpk + c, orow + c, pc, g, c, nc, ow, act);
+              else pixels<T, K, false, P, CHECK>(rows, wpk + c, Cp, bpk + c, orow + c, pc, g, c, nc, ow, act);
             }
-            acc = act_vec(acc, act);
-            store_f(orow + ow * g.C + c, acc, nc);
-            sum = sum + acc;
           };
-          for (int64_t ow = 0; ow < ow_lo; ++ow) pixel(ow, true);
-          for (int64_t ow = ow_lo; ow < ow_hi; ++ow) pixel(ow, false);
-          for (int64_t ow = ow_hi; ow < g.OW; ++ow) pixel(ow, true);
-          if (part) (Vec::loadu(part + c) + sum).store(part + c);
+          using One = std::integral_constant<int, 1>;
+          using Four = std::integral_constant<int, 4>;
+          int64_t ow = 0;
+          for (; ow + 4 <= g.OW; ow += 4) {
+            if (ow >= ow_lo && ow + 4 <= ow_hi) run(Four{}, std::false_type{}, ow);
+            else run(Four{}, std::true_type{}, ow);
+          }
+          for (; ow < g.OW; ++ow) run(One{}, std::true_type{}, ow);
         }
       }
     }

@@ -6,6 +6,7 @@
 // never rescaled in memory; chunks then stay within one sample.
 // NCHW: one batched GEMM W[n] @ x[n] ([C_out, C_in] @ [C_in, HW]) and a vectorized epilogue pass.
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <torch/library.h>
 
 #include "vec.h"
@@ -77,7 +78,11 @@ at::Tensor pointwise_conv_cpu(const at::Tensor& x_in, const at::Tensor& weight, 
     EFFK_DISPATCH_FLOAT(x.scalar_type(), "pointwise_conv_cpu", [&] {
       const scalar_t* r = res.defined() ? res.const_data_ptr<scalar_t>() : nullptr;
       scalar_t* o = out.mutable_data_ptr<scalar_t>();
+      // OpenMP workers start with default thread-local state: give them the caller's (dispatch keys,
+      // inference mode) so mm_out into `out` behaves as it would on this thread.
+      const at::ThreadLocalState tls;
       at::parallel_for(0, nseg * per_seg, 1, [&](int64_t u0, int64_t u1) {
+        at::ThreadLocalStateGuard tls_guard(tls);
         for (int64_t u = u0; u < u1; ++u) {
           const int64_t s = u / per_seg, r0 = s * seg + (u % per_seg) * rows;
           const int64_t nr = std::min(rows, (s + 1) * seg - r0);
