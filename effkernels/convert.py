@@ -176,7 +176,7 @@ def _tv_inverted_residual(block, seq_name: str) -> BlockSpec:
     names = [n for n, _ in seq.named_children()]
     f = {}
     i = 0
-    if len(names) - i >= 2 and type(seq[1]).__name__ == "Conv2dNormActivation" and seq[0][0].groups == 1:
+    if len(names) >= 2 and type(seq[1]).__name__ == "Conv2dNormActivation" and seq[0][0].groups == 1:
         conv, _, expand_act = _tv_cna(seq[0], "expand")
         _conv(conv, "expand", depthwise=False)
         f.update(expand_conv=f"{seq_name}.0.0", expand_bn=f"{seq_name}.0.1")
@@ -207,7 +207,7 @@ def _tv_inverted_residual(block, seq_name: str) -> BlockSpec:
     return BlockSpec(residual=bool(block.use_res_connect), **f)
 
 
-def _timm_common(block, what: str):
+def _timm_common(block):
     if getattr(block, "conv_s2d", None) is not None:
         raise _Unsupported("space-to-depth stem (conv_s2d)")
     if not isinstance(block.aa, nn.Identity):
@@ -225,7 +225,7 @@ def _timm_common(block, what: str):
 
 
 def _timm_inverted_residual(block) -> BlockSpec:
-    se = _timm_common(block, "InvertedResidual")
+    se = _timm_common(block)
     _conv(block.conv_pw, "expand", depthwise=False)
     stride, padding = _conv(block.conv_dw, "depthwise", depthwise=True)
     _conv(block.conv_pwl, "project", depthwise=False)
@@ -238,7 +238,7 @@ def _timm_inverted_residual(block) -> BlockSpec:
 
 
 def _timm_depthwise_separable(block) -> BlockSpec:
-    se = _timm_common(block, "DepthwiseSeparableConv")
+    se = _timm_common(block)
     stride, padding = _conv(block.conv_dw, "depthwise", depthwise=True)
     _conv(block.conv_pw, "project", depthwise=False)
     act = _bn_act(block.bn1, "depthwise")

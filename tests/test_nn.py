@@ -11,7 +11,7 @@ from torch import nn
 
 import effkernels
 import effkernels.nn as enn
-from helpers import TOL, assert_close_to_ref
+from helpers import assert_close_to_ref
 
 tv_eff = pytest.importorskip("torchvision.models.efficientnet")
 from torchvision.ops.misc import SqueezeExcitation  # noqa: E402
