@@ -37,8 +37,8 @@ def check_padding(padding: str) -> str:
 class FoldedModule(nn.Module):
     """A layer whose eval forward calls a fused op on weights prepared once by `_fold()`.
 
-    `_fold()` returns float32 tensors (BN folded, 1x1 weights as matrices). They are cast to the
-    input's (device, dtype) and cached per (device, dtype). The cache is keyed on the data_ptr and
+    `_fold()` returns the op's weights (BN folded in float32, 1x1 weights as matrices). They are cast
+    to the input's (device, dtype) and cached per (device, dtype). The cache is keyed on the data_ptr and
     version counter of every parameter and buffer of the module, so load_state_dict, .to(), .half()
     and in-place edits under torch.no_grad() all trigger a refold. Edits through `.data` bypass
     version counters: call .eval() (which drops the cache) after those.
@@ -81,9 +81,12 @@ class FoldedModule(nn.Module):
     def _stamp(self):
         return tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
 
+    def _fold_for(self, x: torch.Tensor) -> tuple:
+        return tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous() for t in self._fold())
+
     def folded(self, x: torch.Tensor) -> tuple:
         if torch.compiler.is_compiling():
-            return tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous() for t in self._fold())
+            return self._fold_for(x)
         stamp = self._stamp()
         if stamp != self._fold_stamp:
             self._fold_cache.clear()
@@ -92,9 +95,7 @@ class FoldedModule(nn.Module):
         out = self._fold_cache.get(key)
         if out is None:
             with torch.no_grad():
-                out = tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous()
-                            for t in self._fold())
-            self._fold_cache[key] = out
+                out = self._fold_cache[key] = self._fold_for(x)
         return out
 
     def train(self, mode: bool = True):
