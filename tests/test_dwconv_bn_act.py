@@ -108,6 +108,14 @@ def test_every_autotune_config(kernel, table):
         assert_close_to_ref(sums, ref_sums, torch.float16, what=f"sums with {cfg}")
 
 
+def test_repeated_call_reuses_the_tuned_config():
+    x, weight, bias = make_inputs(2, 21, 7, 6, 3, torch.float16, "channels_last")
+    first = check(x, weight, bias, 2, "same", "hardswish", True)
+    key = (True, 21, 7, 6, 2, 3, torch.float16)
+    assert key in tri._TUNED
+    torch.testing.assert_close(check(x, weight, bias, 2, "same", "hardswish", True), first, rtol=0, atol=0)
+
+
 def test_non_contiguous_views():
     big = torch.randn(3, 80, 20, 21, device=DEVICE)
     w_big = torch.randn(80, 2, 5, 5, device=DEVICE) / 5
