@@ -214,7 +214,8 @@ def _dwconv_strided_kernel(
 
 
 # Autotuner key -> the config it picked. Later calls launch that config directly: the autotuner
-# rebuilds its key from all ~30 arguments on every call, ~30 us of host time on an H200 machine.
+# rebuilds its key from all ~30 arguments on every call: 106 -> 49 us of host time per call on an
+# H200 machine (triton 3.6).
 _TUNED = {}
 
 
