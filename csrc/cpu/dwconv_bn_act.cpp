@@ -14,7 +14,7 @@ struct Geom {
   int64_t N, C, H, W, OH, OW, stride, pad_t, pad_l, k;
 };
 
-// P output columns starting at ow of one row, channels [c, c + kVec): conv, bias, activation,
+// P (8, 4 or 1) output columns starting at ow of one row, channels [c, c + kVec): conv, bias, activation,
 // store, and add to the SE partial sums. Each weight vector loaded feeds P FMAs. CHECK: test columns
 // against the input (border); FULL: all kVec channels valid. K = 0: k = g.k at run time.
 template <typename T, int K, bool FULL, int P, bool CHECK>
@@ -22,7 +22,7 @@ inline void pixels(const T* const* rows, const float* wc, int64_t Cp, const floa
                    const Geom& g, int64_t c, int nc, int64_t ow, int act) {
   const int k = K ? K : static_cast<int>(g.k);
   Vec acc[P];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int i = 0; i < P; ++i) acc[i] = Vec::loadu(bc);
   const int64_t iw0 = ow * g.stride - g.pad_l;
   for (int kh = 0; kh < k; ++kh) {
@@ -31,7 +31,7 @@ inline void pixels(const T* const* rows, const float* wc, int64_t Cp, const floa
 #pragma GCC unroll 7
     for (int kw = 0; kw < k; ++kw) {
       const Vec wv = Vec::loadu(wc + (kh * k + kw) * Cp);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int i = 0; i < P; ++i) {
         const int64_t iw = iw0 + i * g.stride + kw;
         if (CHECK && (iw < 0 || iw >= g.W)) continue;
@@ -41,7 +41,7 @@ inline void pixels(const T* const* rows, const float* wc, int64_t Cp, const floa
     }
   }
   Vec sum(0.f);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int i = 0; i < P; ++i) {
     const Vec v = act_vec(acc[i], act);
     store_f(out_c + (ow + i) * g.C, v, nc);
@@ -51,7 +51,7 @@ inline void pixels(const T* const* rows, const float* wc, int64_t Cp, const floa
 }
 
 // Tasks are (n, row tile). Channels go in blocks of 64 so the input rows a block reads (k rows x a
-// few columns x 256 B) and its weights stay in L1 while 4 output columns are produced at a time.
+// few columns x 256 B) and its weights stay in L1 while up to 8 output columns are produced at a time.
 template <typename T, int K>
 void dw_nhwc(const T* x, T* out, const float* wpk, const float* bpk, float* partial, const Geom& g, int64_t Cp,
              int64_t tiles, int64_t rows_per_tile, int act) {
@@ -85,14 +85,15 @@ void dw_nhwc(const T* x, T* out, const float* wpk, const float* bpk, float* part
               else pixels<T, K, false, P, CHECK>(rows, wpk + c, Cp, bpk + c, orow + c, pc, g, c, nc, ow, act);
             }
           };
-          using One = std::integral_constant<int, 1>;
-          using Four = std::integral_constant<int, 4>;
+          // 8 columns at a time (8 independent FMA chains), then 4, then 1.
+          auto group = [&](auto p, int64_t ow) {
+            if (ow >= ow_lo && ow + decltype(p)::value <= ow_hi) run(p, std::false_type{}, ow);
+            else run(p, std::true_type{}, ow);
+          };
           int64_t ow = 0;
-          for (; ow + 4 <= g.OW; ow += 4) {
-            if (ow >= ow_lo && ow + 4 <= ow_hi) run(Four{}, std::false_type{}, ow);
-            else run(Four{}, std::true_type{}, ow);
-          }
-          for (; ow < g.OW; ++ow) run(One{}, std::true_type{}, ow);
+          for (; ow + 8 <= g.OW; ow += 8) group(std::integral_constant<int, 8>{}, ow);
+          for (; ow + 4 <= g.OW; ow += 4) group(std::integral_constant<int, 4>{}, ow);
+          for (; ow < g.OW; ++ow) group(std::integral_constant<int, 1>{}, ow);
         }
       }
     }
