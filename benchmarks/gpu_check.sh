@@ -25,9 +25,9 @@ PY=${PYTHON:-python}
 TOTAL=${EFFK_GPU_CHECK_SECONDS:-450}
 DRY=${EFFK_GPU_CHECK_DRY_RUN:-0}
 SKIP=",${EFFK_GPU_CHECK_SKIP:-},"
-# The sweep: full mode (bf16, batch 8, phi 0..7) with the heaviest depthwise shape and stage-first block
+# The sweep: full mode (bf16, batch 32 as the issues ask, phi 0..7) with the heaviest depthwise shape and stage-first block
 # per phi, so the budget reaches as many phi as it can (cases run phi by phi; see benchmarks/README.md).
-SWEEP_ARGS=${EFFK_GPU_SWEEP_ARGS:---bench-op-shapes 1 --bench-blocks 1 --bench-case-time 0.2}
+SWEEP_ARGS=${EFFK_GPU_SWEEP_ARGS:---bench-batch 32 --bench-op-shapes 1 --bench-blocks 1 --bench-case-time 0.2}
 START=$SECONDS
 LOG="$OUT/log.txt"
 : > "$LOG"
