@@ -34,25 +34,25 @@ def check_eval(model, backend, x):
     return model, conv
 
 
-def check_round_trip(make, model, conv, x):
-    """The converted state_dict loads strictly into a fresh original architecture and reproduces it."""
-    fresh = make().eval()
-    fresh.load_state_dict(conv.state_dict(), strict=True)
+def check_round_trip(model, conv, x):
+    """The converted state_dict loads strictly into the original architecture (the untouched source
+    model) and leaves its output exactly as it was: same keys, shapes and values in the same places."""
     with torch.no_grad():
-        torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
+        before = model(x)
+        model.load_state_dict(conv.state_dict(), strict=True)
+        torch.testing.assert_close(model(x), before, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("phi", range(8))
 def test_torchvision_efficientnet_b0_b7(phi):
-    make = getattr(torchvision.models, f"efficientnet_b{phi}")
     x = torch.randn(2, 3, 32, 32)
-    model, conv = check_eval(make(), "eager", x)
+    model, conv = check_eval(getattr(torchvision.models, f"efficientnet_b{phi}")(), "eager", x)
     report = conv.effkernels_report
     n = count(model, "MBConv", "torchvision")
     assert n > 0 and len(report.converted) == n and not report.skipped
     assert count(conv, "MBConv", "torchvision") == 0
     assert sum(isinstance(m, enn.MBConv) for m in conv.modules()) == n
-    check_round_trip(make, model, conv, x)
+    check_round_trip(model, conv, x)
 
 
 @pytest.mark.parametrize("backend", ["triton", "cpu"])
@@ -73,13 +73,12 @@ def test_torchvision_efficientnet_v2_s():
                                           ("mobilenet_v3_large", "eager"), ("mobilenet_v3_small", "triton")])
 def test_torchvision_mobilenets(name, backend):
     backend = backend_or_skip(backend)
-    make = getattr(torchvision.models, name)
     x = torch.randn(2, 3, 33, 35)
-    model, conv = check_eval(make(), backend, x)
+    model, conv = check_eval(getattr(torchvision.models, name)(), backend, x)
     n = count(model, "InvertedResidual", "torchvision")
     assert n > 0 and len(conv.effkernels_report.converted) == n and not conv.effkernels_report.skipped
     assert sum(isinstance(m, FusedInvertedResidual) for m in conv.modules()) == n
-    check_round_trip(make, model, conv, x)
+    check_round_trip(model, conv, x)
 
 
 TIMM_CASES = [("efficientnet_b0", "eager", (33, 35)), ("tf_efficientnet_b0", "eager", (33, 35)),
@@ -94,9 +93,8 @@ def test_timm(name, backend, hw):
     Under the (slow) Triton interpreter only stages 0-2 are converted (filter_fn)."""
     timm = pytest.importorskip("timm")
     backend = backend_or_skip(backend)
-    make = lambda: timm.create_model(name, pretrained=False)  # noqa: E731
     x = torch.randn(2, 3, *hw)
-    model = randomize_bn_(make()).eval()
+    model = randomize_bn_(timm.create_model(name, pretrained=False)).eval()
     filter_fn = (lambda m, fqn: fqn < "blocks.3") if backend == "triton" else None
     conv = convert(model, backend=backend, filter_fn=filter_fn)
     with torch.no_grad():
@@ -106,18 +104,17 @@ def test_timm(name, backend, hw):
     assert n > 0 and len(report.converted) + len(report.skipped) == n
     assert all(why == "rejected by filter_fn" for _, _, why in report.skipped)
     assert len(report.converted) == (5 if filter_fn else n)  # tf_efficientnet_b0 stages 0-2: 1 + 2 + 2
-    check_round_trip(make, model, conv, x)
+    check_round_trip(model, conv, x)
 
 
 @pytest.mark.parametrize("image_size,hw", [(64, (64, 64)), (None, (33, 35))])
 def test_lukemelas(image_size, hw):
     """Static same padding (fixed for image_size) and dynamic same padding (input-dependent)."""
     ep = pytest.importorskip("efficientnet_pytorch")
-    make = lambda: ep.EfficientNet.from_name("efficientnet-b0", image_size=image_size)  # noqa: E731
     x = torch.randn(2, 3, *hw)
-    model, conv = check_eval(make(), "eager", x)
+    model, conv = check_eval(ep.EfficientNet.from_name("efficientnet-b0", image_size=image_size), "eager", x)
     assert len(conv.effkernels_report.converted) == len(model._blocks) and not conv.effkernels_report.skipped
-    check_round_trip(make, model, conv, x)
+    check_round_trip(model, conv, x)
 
 
 def test_channels_last():
