@@ -24,9 +24,12 @@ HAS_CPU_KERNEL = (backends.backends_available()["cpu"][0]
 
 @pytest.fixture(autouse=True)
 def _poison_triton_outputs(monkeypatch):
-    """The launcher allocates its output: hand it NaN-filled memory so unwritten elements show."""
+    """The launcher allocates its output and its (never zeroed) SE partial sums: hand it NaN-filled
+    memory so unwritten elements show."""
     alloc = tri.empty_like_layout
     monkeypatch.setattr(tri, "empty_like_layout", lambda *a, **kw: poison_(alloc(*a, **kw)))
+    alloc_partials = tri._empty_partials
+    monkeypatch.setattr(tri, "_empty_partials", lambda *a: poison_(alloc_partials(*a)))
 
 
 def make_inputs(n, c, h, w, k, dtype, layout="channels_last", device=DEVICE):
@@ -106,6 +109,27 @@ def test_every_autotune_config(kernel, table):
                                       config=dict(zip(names, cfg[:2]), num_warps=cfg[2]))
         assert_close_to_ref(out, ref, torch.float16, what=f"out with {cfg}")
         assert_close_to_ref(sums, ref_sums, torch.float16, what=f"sums with {cfg}")
+
+
+@pytest.mark.parametrize("kernel,table", [("nhwc", tri.NHWC_CONFIGS), ("nchw", tri.NCHW_CONFIGS)])
+def test_partial_sums_every_config(kernel, table):
+    """dwconv_bn_act_partials: fp32 [N, cdiv(OH * OW, BLOCK_P), C], every slot written (the buffer
+    comes NaN-filled), rows summing to the reference sums; the same partials the [N, C] launcher
+    reduces, so they match it bit for bit."""
+    layout = "channels_last" if kernel == "nhwc" else "nchw"
+    names = ("BLOCK_P", "BLOCK_C") if kernel == "nhwc" else ("BLOCK_C", "BLOCK_P")
+    x, weight, bias = make_inputs(2, 70, 11, 9, 3, torch.float32, layout)
+    geom = conv_geometry(11, 9, 3, 2, 1)
+    _, ref_sums = dwconv_bn_act_ref(x.double(), weight.double(), bias.double(), 2, 1, "silu", True)
+    for cfg in table:
+        config = dict(zip(names, cfg[:2]), num_warps=cfg[2])
+        out, partials = tri.dwconv_bn_act_partials(x, weight, bias, 2, *geom, 3, True, config=config)
+        assert partials.dtype == torch.float32 and partials.shape == (2, -(-30 // config["BLOCK_P"]), 70), cfg
+        assert torch.isfinite(partials).all(), f"unwritten partial sums with {cfg}"
+        assert_close_to_ref(partials.sum(1), ref_sums, torch.float32, what=f"sums with {cfg}")
+        out2, sums = tri.dwconv_bn_act(x, weight, bias, 2, *geom, 3, True, config=config)
+        torch.testing.assert_close(sums, partials.sum(1), rtol=0, atol=0)
+        assert sums.is_contiguous()
 
 
 def test_repeated_call_reuses_the_tuned_config():

@@ -260,16 +260,59 @@ def test_triton_launches(expand, se, expected):
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
-@pytest.mark.parametrize("expand,se,expected", [
-    pytest.param(6, True, 4, id="expand6-se", marks=pytest.mark.xfail(
-        strict=True, reason="dwconv_bn_act(se_sums=True) zero-fills its sums buffer (torch.zeros: a memset)")),
-    pytest.param(1, True, 3, id="expand1-se", marks=pytest.mark.xfail(
-        strict=True, reason="dwconv_bn_act(se_sums=True) zero-fills its sums buffer (torch.zeros: a memset)")),
-    pytest.param(6, False, 3, id="expand6-nose"),
-])
+@pytest.mark.parametrize("expand,se,expected", LAUNCH_CASES)
 def test_no_hidden_kernels(expand, se, expected):
     """Nothing but the Triton launches runs a kernel: no zero-fills, copies or casts around them."""
     fn = _launch_block(expand, se)
     fn()
     launched, hidden = _kernels(fn)
     assert len(launched) == expected and hidden == [], (launched, hidden)
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
+@pytest.mark.parametrize("extra_rows", [False, True], ids=["table-rows", "extra-rows"])
+@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
+def test_partial_sums_poisoned(monkeypatch, extra_rows, channels_last):
+    """The dw kernel's [N, P_blocks, C] partial sums come uninitialised: NaN-fill them, so a slot the
+    dw kernel does not write, or a row se_excite reads that it should not, shows in the output.
+    First call: the autotuner has not picked, the buffer has rows for the table's smallest BLOCK_P
+    (extra-rows: for BLOCK_P = 8, more than any config needs) and only the winner's may be read;
+    second call: exactly the rows of the remembered pick."""
+    import effkernels.triton.dwconv_bn_act as tri
+
+    alloc = tri._empty_partials
+    rows = []
+
+    def poisoned(n, r, c, device):
+        rows.append(r)
+        return alloc(n, r, c, device).fill_(float("nan"))
+
+    monkeypatch.setattr(tri, "_empty_partials", poisoned)
+    monkeypatch.setattr(tri, "_TUNED", {})  # the first call allocates before the autotuner picks
+    if extra_rows:
+        monkeypatch.setattr(tri, "_alloc_block_p", lambda tuner: 8)
+    block = _torchvision_block(6, 3, 1, 16, 16)
+    x = torch.randn(2, 16, 11, 13)  # 143 pixels: several pixel blocks of most configs
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    params = _params(block, torch.float32)
+    with torch.no_grad():
+        ref = copy.deepcopy(block).double()(x.double())
+        first = mbconv(x, *params, backend="triton")
+        second = mbconv(x, *params, backend="triton")
+    tuner = tri._dwconv_nhwc_kernel if channels_last else tri._dwconv_strided_kernel
+    picked = next(iter(tri._TUNED.values())).kwargs["BLOCK_P"]
+    assert rows == [-(-143 // tri._alloc_block_p(tuner)), -(-143 // picked)]
+    assert_close_to_ref(first, ref, torch.float32)
+    assert_close_to_ref(second, ref, torch.float32)
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
+def test_opcheck_dw_se_op():
+    """The custom op torch.compile traces for the dw + SE excite steps: schema and fake kernel."""
+    block = _torchvision_block(6, 3, 2, 8, 16)
+    p = _params(block, torch.float32)
+    h = torch.randn(2, 48, 9, 9).contiguous(memory_format=torch.channels_last)
+    torch.library.opcheck(torch.ops.effkernels_triton.mbconv_dw_se.default,
+                          (h, p[2], p[3], 2, 1, 1, 5, 5, 3, *p[6:10], 3, 5),
+                          test_utils=("test_schema", "test_faketensor"))

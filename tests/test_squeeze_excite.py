@@ -203,3 +203,21 @@ def test_triton_op_registration():
     torch.library.opcheck(ops.channel_sums, (x,))
     torch.library.opcheck(ops.se_excite, (torch.rand(2, 8), 1 / 9, *ws, 3, 5))
     torch.library.opcheck(ops.se_scale, (x, torch.rand(2, 8)))
+
+
+@pytest.mark.skipif("triton" not in _backends("se_excite"), reason="triton cannot run here")
+@pytest.mark.parametrize("n,p,c,s", [(2, 3, 37, 9), (1, 45, 70, 300), (3, 2, 1155, 16)])
+def test_triton_se_excite_reduces_partial_sums(n, p, c, s):
+    """The launcher also takes [N, P, C] partial sums (the dw kernel's, one row per pixel block) and
+    adds the P rows up itself: here a view of the first P rows of a larger buffer whose other rows
+    are NaN, so reading past row P shows."""
+    from effkernels.triton.squeeze_excite import se_excite as launch
+
+    buf = torch.full((n, p + 5, c), float("nan"))
+    buf[:, :p] = torch.randn(n, p, c) * 10
+    partials = buf[:, :p]
+    ws = _se_weights(c, s)
+    out = launch(partials, 1 / 49, *ws, 3, 5)
+    ref = reference.se_excite_ref(partials.double().sum(1), 1 / 49, *_d(ws), "silu", "sigmoid")
+    assert out.shape == (n, c) and out.dtype == torch.float32
+    assert_close_to_ref(out, ref, torch.float32)

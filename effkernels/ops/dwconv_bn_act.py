@@ -44,16 +44,9 @@ if _ext.loaded():
     torch.library.register_fake("effkernels::dwconv_bn_act")(_fake)
 
 
-def dwconv_bn_act(x, weight, bias, stride=1, padding=None, activation="silu", se_sums=False, backend="auto"):
-    """Fused depthwise conv + folded BN + activation.
-
-    x: [N, C, H, W] float32/float16/bfloat16, any strides (channels_last is the fast layout).
-    weight: [C, 1, k, k], k odd in 1..7; bias: [C]; both in x's dtype, on x's device.
-    stride: 1 or 2. padding: None ((k - 1) // 2), an int, "same" (TF SAME) or (top, bottom, left, right).
-    activation: one of "none", "relu", "relu6", "silu", "hardswish".
-    se_sums: also return fp32 [N, C] sums of the activated output over H, W (the SE squeeze).
-    Returns out ([N, C, out_h, out_w], x's dtype and memory format), or (out, sums).
-    """
+def _check(x, weight, bias, stride, padding, activation, se_sums):
+    """Validate dwconv_bn_act's arguments (errors name the argument); return
+    (activation code, padding with None resolved, (pad_top, pad_left, out_h, out_w))."""
     check_tensor(x, "x", ndim=4, dtype=FLOAT_DTYPES)
     n, c, h, w = x.shape
     check_tensor(weight, "weight", ndim=4, dtype=x.dtype, device=x.device)
@@ -69,8 +62,20 @@ def dwconv_bn_act(x, weight, bias, stride=1, padding=None, activation="silu", se
         raise ValueError(f"se_sums: expected a bool, got {se_sums!r}")
     if padding is None:
         padding = (k - 1) // 2
-    pad_top, pad_left, out_h, out_w = conv_geometry(h, w, k, stride, padding)
+    return act, padding, conv_geometry(h, w, k, stride, padding)
 
+
+def dwconv_bn_act(x, weight, bias, stride=1, padding=None, activation="silu", se_sums=False, backend="auto"):
+    """Fused depthwise conv + folded BN + activation.
+
+    x: [N, C, H, W] float32/float16/bfloat16, any strides (channels_last is the fast layout).
+    weight: [C, 1, k, k], k odd in 1..7; bias: [C]; both in x's dtype, on x's device.
+    stride: 1 or 2. padding: None ((k - 1) // 2), an int, "same" (TF SAME) or (top, bottom, left, right).
+    activation: one of "none", "relu", "relu6", "silu", "hardswish".
+    se_sums: also return fp32 [N, C] sums of the activated output over H, W (the SE squeeze).
+    Returns out ([N, C, out_h, out_w], x's dtype and memory format), or (out, sums).
+    """
+    act, padding, (pad_top, pad_left, out_h, out_w) = _check(x, weight, bias, stride, padding, activation, se_sums)
     name = resolve(backend, x.device)
     if name == "eager":
         return dwconv_bn_act_ref(x, weight, bias, stride, padding, activation, se_sums)

@@ -2,9 +2,15 @@
 
 Triton backend, one launch per step, the expanded tensor written once and read twice:
   1. expand 1x1 GEMM + bias + act              (pointwise_conv; skipped when expand ratio is 1)
-  2. depthwise conv + bias + act + SE sums      (dwconv_bn_act(se_sums=True))
-  3. SE excite MLP on the sums -> fp32 scale    (se_excite; skipped without SE)
+  2. depthwise conv + bias + act + SE sums      (dwconv_bn_act_partials: fp32 [N, P_blocks, C]
+                                                 partial sums, one row per pixel block)
+  3. SE excite MLP on the sums -> fp32 scale    (se_excite, which also adds up the P_blocks rows;
+                                                 skipped without SE)
   4. project 1x1 GEMM, SE scale as prologue, bias + residual as epilogue (pointwise_conv)
+Nothing else runs on the device: every buffer is torch.empty and written once by a kernel (the
+partial sums are why no zero-filled [N, C] buffer and no atomics are needed), so a block is 4
+launches (3 with expand ratio 1). Steps 2 and 3 are one custom op under torch.compile
+(effkernels_triton::mbconv_dw_se: its outputs have static shapes, the partials' do not).
 "cuda"/"cpu": torch.ops.effkernels.mbconv_forward; "eager": reference.mbconv_ref.
 """
 from __future__ import annotations
@@ -17,7 +23,7 @@ from .._common import (FLOAT_DTYPES, SE_ACTIVATIONS, SE_GATES, activation_code, 
 from ..backends import resolve
 from ..reference import mbconv_ref
 from .pointwise_conv import _triton_pointwise_conv
-from .squeeze_excite import _check_triton_squeeze, _triton_se_excite
+from .squeeze_excite import _check_triton_squeeze
 
 
 def _mbconv_forward_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1,
@@ -27,6 +33,32 @@ def _mbconv_forward_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad
 
 if _ext.loaded():
     torch.library.register_fake("effkernels::mbconv_forward")(_mbconv_forward_fake)
+
+
+def _dw_se(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1, se_b1, se_w2, se_b2, se_act,
+           se_gate):
+    """Steps 2 and 3 (Triton): (dw output, fp32 [N, C] SE scale) in two launches."""
+    from ..triton.dwconv_bn_act import dwconv_bn_act_partials
+    from ..triton.squeeze_excite import se_excite
+
+    out, partials = dwconv_bn_act_partials(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, True)
+    return out, se_excite(partials, 1.0 / (out_h * out_w), se_w1, se_b1, se_w2, se_b2, se_act, se_gate)
+
+
+@torch.library.custom_op("effkernels_triton::mbconv_dw_se", mutates_args=())
+def _triton_dw_se(h: torch.Tensor, dw_w: torch.Tensor, dw_b: torch.Tensor, stride: int, pad_top: int,
+                  pad_left: int, out_h: int, out_w: int, act: int, se_w1: torch.Tensor, se_b1: torch.Tensor,
+                  se_w2: torch.Tensor, se_b2: torch.Tensor, se_act: int, se_gate: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    return _dw_se(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1, se_b1, se_w2, se_b2, se_act,
+                  se_gate)
+
+
+@torch.library.register_fake("effkernels_triton::mbconv_dw_se")
+def _dw_se_fake(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1, se_b1, se_w2, se_b2, se_act,
+                se_gate):
+    return (empty_like_layout(h, (h.shape[0], h.shape[1], out_h, out_w)),
+            h.new_empty((h.shape[0], h.shape[1]), dtype=torch.float32))
 
 
 def _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
@@ -96,6 +128,7 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
         return torch.ops.effkernels.mbconv_forward(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left,
                                                    out_h, out_w, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
                                                    residual, act, se_act, se_gate_code)
+    from .dwconv_bn_act import _check as _check_dw
     from .dwconv_bn_act import dwconv_bn_act
 
     if se_w1 is not None:
@@ -105,6 +138,9 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
     if se_w1 is None:
         h = dwconv_bn_act(h, dw_w, dw_b, stride, padding, activation, se_sums=False, backend="triton")
     else:
-        h, sums = dwconv_bn_act(h, dw_w, dw_b, stride, padding, activation, se_sums=True, backend="triton")
-        scale = _triton_se_excite(sums, 1.0 / (out_h * out_w), se_w1, se_b1, se_w2, se_b2, se_act, se_gate_code)
+        # The dw kernel's limits (k, stride, activation) as the public op checks them.
+        dw_act, _, geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, True)
+        args = (h, dw_w, dw_b, stride, *geom, dw_act, se_w1, se_b1, se_w2, se_b2, se_act, se_gate_code)
+        # Eagerly, skip the custom op's Python dispatch (as ops.dwconv_bn_act does).
+        h, scale = _triton_dw_se(*args) if torch.compiler.is_compiling() else _dw_se(*args)
     return _triton_pointwise_conv(h, proj_w, proj_b, 0, scale, x if residual else None)

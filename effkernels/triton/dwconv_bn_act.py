@@ -5,8 +5,9 @@
 
 One pass over the input: every output element is written once, in x's dtype and memory
 format; BN is already folded into (weight, bias); products accumulate in fp32. With
-`se_sums` the epilogue also adds the fp32 activated values (before rounding to the output
-dtype) of its tile into sums[n, c], the squeeze of a following squeeze-excitation.
+`se_sums` the epilogue also writes the fp32 column sums of its tile's activated values
+(before rounding to the output dtype) into partials[n, pb, c], the squeeze of a following
+squeeze-excitation, in pieces (see "SE sums" below).
 
 Tiles. A program owns one image n, a block of BLOCK_P output pixels (flattened oh * OW + ow,
 so 7x7 maps do not waste a 2-d tile) and a block of BLOCK_C channels. It loops over the k rows
@@ -27,10 +28,18 @@ gather of BLOCK_C weights (L1 hits, but one load instruction per channel a threa
 `tap_major(weight)` stores the same [C, 1, k, k] tensor as [k, k, C] (channel stride 1) so those
 become vector loads too. Convert once, when folding BN, never per call.
 
-SE sums use fp32 tl.atomic_add of each tile's column sums into a zeroed [N, C] buffer: one
-launch, no partial-sum buffer whose shape would depend on the autotuned BLOCK_P, and only
-cdiv(OH * OW, BLOCK_P) adds per (n, c) (a few hundred at 112 x 112), so contention is low.
-The price is run-to-run order nondeterminism at fp32 rounding level, harmless for an SE mean.
+SE sums: the program of pixel block pb stores its column sums into partials[n, pb, c] of an
+uninitialised fp32 [N, P_blocks, C] buffer, P_blocks = cdiv(OH * OW, BLOCK_P): every slot is
+written exactly once, so no zero-fill kernel and no atomics (deterministic, too). Whoever needs
+[N, C] sums reduces over P_blocks: inside an MBConv block the SE excite kernel does it while it
+takes the mean (triton/squeeze_excite.py, `dwconv_bn_act_partials` here); the [N, C] launcher
+`dwconv_bn_act` sums them with torch (a view, no kernel, when P_blocks is 1).
+P_blocks depends on the tile, so the launcher must know the config before it allocates: a
+pinned config or the autotuner's remembered pick (_TUNED) give it. Only on the first call for
+a shape, when the autotuner has yet to choose, the buffer gets rows for the smallest BLOCK_P
+of the table; the kernel takes the image stride of the buffer as an argument (ss_n), each
+candidate writes its own first P_blocks rows, the winner's run comes last, and the launcher
+returns the view of its P_blocks rows.
 
 Offsets: the image offset n * stride_n and every index times a stride are int64, so tensors
 (and single images) over 2**31 elements address correctly; only OH * OW must stay below 2**31.
@@ -95,8 +104,7 @@ def _activate(y, ACT: tl.constexpr):
     return y
 
 
-@triton.autotune(configs=_autotune_configs("nhwc"), key=_AUTOTUNE_KEY,
-                 reset_to_zero=["sums_ptr"])
+@triton.autotune(configs=_autotune_configs("nhwc"), key=_AUTOTUNE_KEY)
 @triton.jit
 def _dwconv_nhwc_kernel(
     x_ptr, w_ptr, b_ptr, out_ptr, sums_ptr,
@@ -104,6 +112,7 @@ def _dwconv_nhwc_kernel(
     sx_n, sx_h, sx_w,          # x's channel stride is 1 (the launcher picks this kernel for that)
     sw_c, sw_h, sw_w, sb_c,
     so_n, so_h, so_w,          # out is allocated channels_last: channel stride 1
+    ss_n,                      # partial sums [N, >= P_blocks, C]: image stride (pixel block C, channel 1)
     K: tl.constexpr, STRIDE: tl.constexpr, ACT: tl.constexpr, SE_SUMS: tl.constexpr,
     VEC: tl.constexpr, W_VEC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
@@ -157,11 +166,10 @@ def _dwconv_nhwc_kernel(
     o_pix = n.to(tl.int64) * so_n + oh.to(tl.int64) * so_h + ow.to(tl.int64) * so_w
     tl.store(out_ptr + o_pix[:, None] + c[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
     if SE_SUMS:
-        tl.atomic_add(sums_ptr + n.to(tl.int64) * C + c, tl.sum(tl.where(mask, y, 0.0), axis=0), mask=c_mask)
+        tl.store(sums_ptr + n.to(tl.int64) * ss_n + pb * C + c, tl.sum(tl.where(mask, y, 0.0), axis=0), mask=c_mask)
 
 
-@triton.autotune(configs=_autotune_configs("nchw"), key=_AUTOTUNE_KEY,
-                 reset_to_zero=["sums_ptr"])
+@triton.autotune(configs=_autotune_configs("nchw"), key=_AUTOTUNE_KEY)
 @triton.jit
 def _dwconv_strided_kernel(
     x_ptr, w_ptr, b_ptr, out_ptr, sums_ptr,
@@ -169,6 +177,7 @@ def _dwconv_strided_kernel(
     sx_n, sx_c, sx_h, sx_w,
     sw_c, sw_h, sw_w, sb_c,
     so_n, so_c, so_h, so_w,
+    ss_n,                      # partial sums [N, >= P_blocks, C]: image stride (pixel block C, channel 1)
     K: tl.constexpr, STRIDE: tl.constexpr, ACT: tl.constexpr, SE_SUMS: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
 ):
@@ -210,7 +219,7 @@ def _dwconv_strided_kernel(
     o_pix = oh.to(tl.int64) * so_h + ow.to(tl.int64) * so_w
     tl.store(out_ptr + o_chan[:, None] + o_pix[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
     if SE_SUMS:
-        tl.atomic_add(sums_ptr + n.to(tl.int64) * C + c, tl.sum(tl.where(mask, y, 0.0), axis=1), mask=c_mask)
+        tl.store(sums_ptr + n.to(tl.int64) * ss_n + pb * C + c, tl.sum(tl.where(mask, y, 0.0), axis=1), mask=c_mask)
 
 
 # Autotuner key -> the config it picked. Later calls launch that config directly: the autotuner
@@ -225,19 +234,29 @@ def tap_major(weight: torch.Tensor) -> torch.Tensor:
     return weight[:, 0].permute(1, 2, 0).contiguous().permute(2, 0, 1).unsqueeze(1)
 
 
-def dwconv_bn_act(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_code, se_sums, config=None):
-    """Launch the fused kernel; arguments as the C++ schema (geometry resolved, checked by the op).
+def _empty_partials(n, rows, c, device):
+    """The uninitialised fp32 [N, rows, C] partial-sums buffer (a function, so tests can poison it)."""
+    return torch.empty((n, rows, c), dtype=torch.float32, device=device)
 
-    Returns (out, sums): out [N, C, out_h, out_w] in x's dtype and memory format, sums fp32 [N, C]
-    or None. `config` pins a tile instead of autotuning, e.g. {"BLOCK_P": 32, "BLOCK_C": 64,
-    "num_warps": 4} (a row of NHWC_CONFIGS / NCHW_CONFIGS; used by tests and benchmarks).
+
+def _alloc_block_p(tuner):
+    """BLOCK_P to size the partial sums by while the autotuner has not picked yet: the smallest of
+    its configs, so the buffer has room for whichever wins."""
+    return min(cfg.kwargs["BLOCK_P"] for cfg in tuner.configs)
+
+
+def dwconv_bn_act_partials(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_code, se_sums,
+                           config=None):
+    """Launch the fused kernel; arguments as `dwconv_bn_act`. Once the config is known (pinned, or
+    picked on an earlier call) that is one launch and nothing else runs on the device.
+
+    Returns (out, partials): partials is an fp32 [N, P_blocks, C] view (channel stride 1) whose
+    sum over dim 1 is the [N, C] SE sums, every element written by the kernel; None without
+    se_sums. P_blocks = cdiv(out_h * out_w, BLOCK_P of the config that ran).
     """
     n, c, h, w = x.shape
     k = weight.shape[-1]
     out = empty_like_layout(x, (n, c, out_h, out_w))
-    sums = torch.zeros((n, c), dtype=torch.float32, device=x.device) if se_sums else None
-    if out.numel() == 0:
-        return out, sums
     channels_last = is_channels_last(x)
     tuner = _dwconv_nhwc_kernel if channels_last else _dwconv_strided_kernel
     kernel, launch = tuner, {}
@@ -247,6 +266,14 @@ def dwconv_bn_act(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_
         launch = {"num_stages": 1, **config}
     elif tune_key in _TUNED:
         kernel, launch = tuner.fn, _TUNED[tune_key].all_kwargs()
+    pixels = out_h * out_w
+    partials = None
+    if se_sums:
+        # The config is known here unless the autotuner still has to pick (module docstring).
+        rows = triton.cdiv(pixels, launch["BLOCK_P"] if "BLOCK_P" in launch else _alloc_block_p(tuner))
+        partials = _empty_partials(n, rows, c, x.device)
+    if out.numel() == 0:
+        return out, partials  # partials has no elements either (n, c or out_h * out_w is 0)
     if channels_last:
         strides = (x.stride(0), x.stride(2), x.stride(3), weight.stride(0), weight.stride(2), weight.stride(3),
                    bias.stride(0), out.stride(0), out.stride(2), out.stride(3))
@@ -260,17 +287,38 @@ def dwconv_bn_act(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_
                    *out.stride())
 
     def grid(meta):
-        return (n * triton.cdiv(out_h * out_w, meta["BLOCK_P"]) * triton.cdiv(c, meta["BLOCK_C"]),)
+        return (n * triton.cdiv(pixels, meta["BLOCK_P"]) * triton.cdiv(c, meta["BLOCK_C"]),)
 
-    # Without se_sums the kernel never touches sums_ptr; an uninitialised 1-element stand-in gives
-    # the autotuner's reset_to_zero a tensor to zero on every triton version.
-    sums_arg = sums if se_sums else torch.empty(1, dtype=torch.float32, device=x.device)
+    # Without se_sums the kernel never touches sums_ptr: an uninitialised 1-element stand-in
+    # (torch.empty runs no kernel).
+    sums_arg = partials if se_sums else torch.empty(1, dtype=torch.float32, device=x.device)
     kernel[grid](x, weight, bias, out, sums_arg,
-                 c, h, w, out_h, out_w, pad_top, pad_left, *strides,
+                 c, h, w, out_h, out_w, pad_top, pad_left, *strides, sums_arg.stride(0),
                  K=k, STRIDE=stride, ACT=act_code, SE_SUMS=bool(se_sums), **launch)
     if kernel is tuner:
         _TUNED[tune_key] = tuner.best_config
-    return out, sums
+        if se_sums:  # the rows the winner wrote (the buffer may have more: module docstring)
+            partials = partials[:, :triton.cdiv(pixels, tuner.best_config.kwargs["BLOCK_P"])]
+    return out, partials
+
+
+def dwconv_bn_act(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_code, se_sums, config=None):
+    """Launch the fused kernel; arguments as the C++ schema (geometry resolved, checked by the op).
+
+    Returns (out, sums): out [N, C, out_h, out_w] in x's dtype and memory format, sums fp32 [N, C]
+    (contiguous) or None. `config` pins a tile instead of autotuning, e.g. {"BLOCK_P": 32,
+    "BLOCK_C": 64, "num_warps": 4} (a row of NHWC_CONFIGS / NCHW_CONFIGS; used by tests and
+    benchmarks). With se_sums the kernel's partial sums are reduced here: a view when there is
+    one pixel block, else a torch sum over the blocks (a second kernel; an MBConv block avoids it
+    by handing the partials to se_excite, see `dwconv_bn_act_partials`).
+    """
+    out, partials = dwconv_bn_act_partials(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_code,
+                                           se_sums, config)
+    if partials is None:
+        return out, None
+    if partials.shape[1] == 1 and partials[:, 0].is_contiguous():
+        return out, partials[:, 0]
+    return out, partials.sum(1)
 
 
 _TRITON_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
@@ -291,13 +339,13 @@ def aot_variants():
         ptrs = dict(x_ptr=f"*{dt}:16", w_ptr=f"*{dt}:16", b_ptr=f"*{dt}:16", out_ptr=f"*{dt}:16",
                     sums_ptr="*fp32:16", H="i32", W="i32", OH="i32", OW="i32", pad_top="i32", pad_left="i32")
         nhwc = dict(ptrs, C="i32:16", sx_n="i32:16", sx_h="i32:16", sx_w="i32:16", sw_c=1, sw_h="i32:16",
-                    sw_w="i32:16", sb_c=1, so_n="i32:16", so_h="i32:16", so_w="i32:16")
+                    sw_w="i32:16", sb_c=1, so_n="i32:16", so_h="i32:16", so_w="i32:16", ss_n="i32:16")
         nhwc_oihw_w = dict(nhwc, sw_c="i32", sw_h="i32", sw_w=1)
         # C a multiple of 8 but not of 16 (40 in B3, 56 in B6): only VEC gives the alignment
         nhwc_c8 = dict(nhwc, **{a: "i32" for a in ("C", "sx_n", "sx_h", "sx_w", "sw_h", "sw_w", "so_n", "so_h",
-                                                   "so_w")})
+                                                   "so_w", "ss_n")})
         strided = dict(ptrs, C="i32", sx_n="i32", sx_c="i32", sx_h="i32", sx_w=1, sw_c="i32", sw_h="i32",
-                       sw_w=1, sb_c=1, so_n="i32", so_c="i32", so_h="i32", so_w=1)
+                       sw_w=1, sb_c=1, so_n="i32", so_c="i32", so_h="i32", so_w=1, ss_n="i32")
         for kernel, args, table, names in ((_dwconv_nhwc_kernel, nhwc, NHWC_CONFIGS, ("BLOCK_P", "BLOCK_C")),
                                            (_dwconv_strided_kernel, strided, NCHW_CONFIGS, ("BLOCK_C", "BLOCK_P"))):
             cases = [(args, cfg, 3, 1) for cfg in table] + [(args, table[0], 5, 2)]

@@ -2,6 +2,9 @@
 
 Inside an MBConv block the squeeze comes from the depthwise kernel's epilogue and the scale is
 the prologue of the project GEMM (triton/pointwise_conv.py), so only `se_excite` runs there.
+The depthwise kernel leaves the sums in pieces, fp32 [N, P_blocks, C] (one row per pixel block,
+triton/dwconv_bn_act.py); `se_excite` adds them up while it takes the mean, so the block needs
+no zero-filled buffer, no atomics and no separate reduction. [N, C] sums are the P_blocks = 1 case.
 `channel_sums` and `se_scale` serve SE blocks that do not follow a depthwise conv.
 All tensors are addressed through their strides (channels_last, NCHW and views alike).
 """
@@ -18,8 +21,14 @@ from .pointwise_conv import apply_activation
 _SUMS_BLOCK_HW, _SUMS_BLOCK_C = 64, 64
 _SCALE_BLOCK_M, _SCALE_BLOCK_C = 64, 64
 # se_excite holds the whole hidden vector (S values) in registers; its weight tiles have at most
-# _EXCITE_TILE elements, so BLOCK_C shrinks as S grows.
+# _EXCITE_TILE elements, so BLOCK_C shrinks as S grows (and to C's power of two when C is
+# smaller). Partial sums are read in tiles of BLOCK_R rows x BLOCK_C channels: at most
+# _PARTIALS_TILE elements and _PARTIALS_ROWS rows; BLOCK_R = 1 for [N, C] sums. One program per
+# image walks all P rows, so the rows per load matter: with C = 32 (B0's first block, 196 rows
+# of 64 pixels at 112 x 112) a [32, 32] tile takes 7 loads where an [8, 256] one took 25.
+# (64 rows spilled on sm_90 at S = 512, next to its [512, 16] weight tile.)
 _EXCITE_TILE = 4096
+_PARTIALS_TILE, _PARTIALS_ROWS = 2048, 32
 MAX_SQUEEZE = 512
 
 
@@ -40,19 +49,27 @@ def _channel_sums_kernel(x_ptr, out_ptr, C, HW, W, sx_n, sx_c, sx_h, sx_w,
 
 
 @triton.jit
-def _se_excite_kernel(sums_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr, inv_hw, C, S,
-                      ss_n, ss_c, sw1_s, sw1_c, sb1, sw2_c, sw2_s, sb2,
-                      ACT: tl.constexpr, GATE: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr):
+def _se_excite_kernel(sums_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr, inv_hw, C, S, P,
+                      ss_n, ss_p, ss_c, sw1_s, sw1_c, sb1, sw2_c, sw2_s, sb2,
+                      ACT: tl.constexpr, GATE: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr,
+                      BLOCK_R: tl.constexpr):
     # One program per image: fc1 over channel blocks into a hidden vector held in registers,
-    # then fc2 + gate per channel block.
+    # then fc2 + gate per channel block. sums is [N, P, C]: the channel sums are the sum over its
+    # P rows (partial sums per pixel block), added in a fixed order: deterministic.
     n = tl.program_id(0).to(tl.int64)
     s = tl.arange(0, BLOCK_S)
     s_mask = s < S
+    r = tl.arange(0, BLOCK_R)
     hidden = tl.zeros((BLOCK_S,), dtype=tl.float32)
     for c0 in range(0, C, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
         c_mask = c < C
-        mean = tl.load(sums_ptr + n * ss_n + c * ss_c, mask=c_mask, other=0.0) * inv_hw
+        acc = tl.zeros((BLOCK_R, BLOCK_C), dtype=tl.float32)
+        for p0 in range(0, P, BLOCK_R):
+            p = p0 + r
+            acc += tl.load(sums_ptr + n * ss_n + p[:, None] * ss_p + c[None, :] * ss_c,
+                           mask=(p < P)[:, None] & c_mask[None, :], other=0.0)
+        mean = tl.sum(acc, axis=0) * inv_hw
         w1 = tl.load(w1_ptr + s[:, None] * sw1_s + c[None, :] * sw1_c,
                      mask=s_mask[:, None] & c_mask[None, :], other=0.0).to(tl.float32)
         hidden += tl.sum(w1 * mean[None, :], axis=1)
@@ -95,22 +112,32 @@ def channel_sums(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _excite_blocks(s: int):
+def _excite_blocks(s: int, c: int, p: int = 1):
+    """(BLOCK_S, BLOCK_C, BLOCK_R) for S squeeze channels, C channels and P rows of partial sums."""
     block_s = max(16, triton.next_power_of_2(s))
-    return block_s, max(16, _EXCITE_TILE // block_s)
+    block_c = max(16, min(_EXCITE_TILE // block_s, triton.next_power_of_2(c)))
+    block_r = 1 if p == 1 else min(_PARTIALS_ROWS, _PARTIALS_TILE // block_c)
+    return block_s, block_c, block_r
 
 
 def se_excite(sums, inv_hw: float, w1, b1, w2, b2, activation: int, gate: int) -> torch.Tensor:
-    """Launcher of effkernels::se_excite: gate(w2 @ act(w1 @ (sums * inv_hw) + b1) + b2), fp32 [N, C]."""
-    n, c = sums.shape
+    """Launcher of effkernels::se_excite: gate(w2 @ act(w1 @ (sums * inv_hw) + b1) + b2), fp32 [N, C].
+
+    sums: fp32 [N, C], or [N, P, C] partial sums (any strides) whose sum over dim 1 are the channel
+    sums, as `triton.dwconv_bn_act.dwconv_bn_act_partials` leaves them. One launch.
+    """
+    if sums.dim() == 2:
+        sums = sums.unsqueeze(1)  # a view: [N, 1, C]
+    n, p, c = sums.shape
     s = w1.shape[0]
     out = torch.empty((n, c), dtype=torch.float32, device=sums.device)
     if n == 0:
         return out
-    block_s, block_c = _excite_blocks(s)
-    _se_excite_kernel[(n,)](sums, w1, b1, w2, b2, out, inv_hw, c, s, *sums.stride(), *w1.stride(), b1.stride(0),
-                            *w2.stride(), b2.stride(0),
-                            ACT=activation, GATE=gate, BLOCK_S=block_s, BLOCK_C=block_c, num_warps=4)
+    block_s, block_c, block_r = _excite_blocks(s, c, p)
+    _se_excite_kernel[(n,)](sums, w1, b1, w2, b2, out, inv_hw, c, s, p, *sums.stride(), *w1.stride(),
+                            b1.stride(0), *w2.stride(), b2.stride(0),
+                            ACT=activation, GATE=gate, BLOCK_S=block_s, BLOCK_C=block_c, BLOCK_R=block_r,
+                            num_warps=4)
     return out
 
 
@@ -145,15 +172,20 @@ def aot_variants():
                          so_w="i32:16", BLOCK_M="constexpr", BLOCK_C="constexpr"),
                     dict(sx_c=1, ss_c=1, so_c=1, BLOCK_M=_SCALE_BLOCK_M, BLOCK_C=_SCALE_BLOCK_C,
                          num_warps=4, num_stages=3)))
-        # The excite MLP's tile shape depends on S: the smallest and the largest S it accepts.
-        for s in (16, MAX_SQUEEZE):
-            block_s, block_c = _excite_blocks(s)
+        # The excite MLP's tile shape depends on S (the smallest and the largest S it accepts) and
+        # C (wide, and 32: the narrowest EfficientNet block), BLOCK_R on whether the sums come in
+        # one row ([N, C]: P = 1, a constexpr as the JIT specializes it) or in pixel-block partials.
+        for s, c, p in ((16, 1024, 1), (16, 1024, 2), (MAX_SQUEEZE, 1024, 1), (MAX_SQUEEZE, 1024, 2),
+                        (16, 32, 1), (16, 32, 2)):
+            block_s, block_c, block_r = _excite_blocks(s, c, p)
+            rows_value = dict(P=1) if p == 1 else {}
             out.append((_se_excite_kernel,
                         dict(sums_ptr="*fp32:16", w1_ptr=f"*{dt}:16", b1_ptr=f"*{dt}:16", w2_ptr=f"*{dt}:16",
                              b2_ptr=f"*{dt}:16", out_ptr="*fp32:16", inv_hw="fp32", C="i32:16", S="i32",
-                             ss_n="i32:16", ss_c="constexpr", sw1_s="i32:16", sw1_c="constexpr",
-                             sb1="constexpr", sw2_c="i32", sw2_s="constexpr", sb2="constexpr", ACT="constexpr",
-                             GATE="constexpr", BLOCK_S="constexpr", BLOCK_C="constexpr"),
-                        dict(ss_c=1, sw1_c=1, sb1=1, sw2_s=1, sb2=1, ACT=3, GATE=5, BLOCK_S=block_s, BLOCK_C=block_c,
-                             num_warps=4, num_stages=3)))
+                             P="constexpr" if p == 1 else "i32", ss_n="i32:16", ss_p="i32:16",
+                             ss_c="constexpr", sw1_s="i32:16", sw1_c="constexpr", sb1="constexpr",
+                             sw2_c="i32", sw2_s="constexpr", sb2="constexpr", ACT="constexpr",
+                             GATE="constexpr", BLOCK_S="constexpr", BLOCK_C="constexpr", BLOCK_R="constexpr"),
+                        dict(ss_c=1, sw1_c=1, sb1=1, sw2_s=1, sb2=1, ACT=3, GATE=5, BLOCK_S=block_s,
+                             BLOCK_C=block_c, BLOCK_R=block_r, **rows_value, num_warps=4, num_stages=3)))
     return out
