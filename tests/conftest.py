@@ -15,6 +15,31 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def on_device(monkeypatch):
+    """Create tensors on helpers.DEVICE by default; cuDNN's default TF32 would make the eager
+    backend's fp32 convs miss the fp32 tolerance, so it is off."""
+    from helpers import DEVICE
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    with torch.device(DEVICE):
+        yield
+
+
+@pytest.fixture
+def poisoned_empty(monkeypatch):
+    """torch.empty returns NaN-filled tensors, so output elements a kernel never writes show up."""
+    from helpers import poison_
+
+    empty = torch.empty
+
+    def nan_empty(*args, **kwargs):
+        t = empty(*args, **kwargs)
+        return poison_(t) if t.is_floating_point() else t
+
+    monkeypatch.setattr(torch, "empty", nan_empty)
+
+
 def pytest_report_header(config):
     import effkernels
 

@@ -27,3 +27,18 @@ def assert_close_to_ref(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype
 def poison_(t: torch.Tensor) -> torch.Tensor:
     """Fill with NaN so elements a kernel forgets to write show up."""
     return t.fill_(float("nan"))
+
+
+# Where the op tests run: the GPU when there is one, else the CPU (Triton through its interpreter).
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+NATIVE = DEVICE.type  # the C++ backend that serves DEVICE: "cuda" or "cpu"
+
+
+def backends_for(op: str):
+    """Backends that can run `op` on DEVICE here: triton, the C++ kernels when built, eager."""
+    from effkernels import _ext
+    from effkernels.backends import backends_available, triton_interpreted
+
+    native = _ext.loaded() and torch._C._dispatch_has_kernel_for_dispatch_key(f"effkernels::{op}", NATIVE.upper())
+    triton_ok = backends_available()["triton"][0] and (DEVICE.type == "cuda" or triton_interpreted())
+    return [b for b, ok in (("triton", triton_ok), (NATIVE, native), ("eager", True)) if ok]

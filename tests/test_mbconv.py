@@ -9,33 +9,16 @@ from torch._library.custom_ops import OPDEFS
 from torch.utils._python_dispatch import TorchDispatchMode
 from torchvision.models.efficientnet import MBConv, MBConvConfig
 
-from effkernels import _ext, reference
+from effkernels import reference
 from effkernels._common import is_channels_last
-from effkernels.backends import backends_available, triton_interpreted
 from effkernels.fold import fold_bn
 from effkernels.ops.mbconv import mbconv
-from helpers import assert_close_to_ref
+from helpers import backends_for, assert_close_to_ref
 
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the interpreter runs Triton on the CPU
-NATIVE = DEVICE.type  # the C++ backend serving DEVICE: "cuda" or "cpu"
-
-
-def _backends(op):
-    """Backends that can run `op` on DEVICE here: triton, the C++ kernels once built, eager."""
-    native = _ext.loaded() and torch._C._dispatch_has_kernel_for_dispatch_key(f"effkernels::{op}", NATIVE.upper())
-    triton_ok = backends_available()["triton"][0] and (DEVICE.type == "cuda" or triton_interpreted())
-    return [b for b, ok in (("triton", triton_ok), (NATIVE, native), ("eager", True)) if ok]
+pytestmark = pytest.mark.usefixtures("on_device")
 
 
-@pytest.fixture(autouse=True)
-def _on_device(monkeypatch):
-    # cuDNN's default TF32 would make the eager backend's fp32 convs miss the fp32 tolerance.
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    with torch.device(DEVICE):
-        yield
-
-
-BACKENDS = _backends("mbconv_forward")
+BACKENDS = backends_for("mbconv_forward")
 HAS_TRITON = "triton" in BACKENDS
 
 

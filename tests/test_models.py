@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-import effkernels
 from effkernels.models import efficientnet
 from effkernels.profile import largest_phi, profile
 

@@ -3,47 +3,18 @@ float64 reference, on every backend this machine has."""
 import pytest
 import torch
 
-from effkernels import _ext, reference
+from effkernels import reference
 from effkernels._common import CONV_ACTIVATIONS, is_channels_last
-from effkernels.backends import backends_available, triton_interpreted
 from effkernels.ops.pointwise_conv import pointwise_conv
-from helpers import assert_close_to_ref, poison_
+from helpers import backends_for, assert_close_to_ref
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the interpreter runs Triton on the CPU
-NATIVE = DEVICE.type  # the C++ backend serving DEVICE: "cuda" or "cpu"
+pytestmark = pytest.mark.usefixtures("on_device")
 
 
-def _backends(op):
-    """Backends that can run `op` on DEVICE here: triton, the C++ kernels once built, eager."""
-    native = _ext.loaded() and torch._C._dispatch_has_kernel_for_dispatch_key(f"effkernels::{op}", NATIVE.upper())
-    triton_ok = backends_available()["triton"][0] and (DEVICE.type == "cuda" or triton_interpreted())
-    return [b for b, ok in (("triton", triton_ok), (NATIVE, native), ("eager", True)) if ok]
-
-
-@pytest.fixture(autouse=True)
-def _on_device(monkeypatch):
-    # cuDNN's default TF32 would make the eager backend's fp32 convs miss the fp32 tolerance.
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    with torch.device(DEVICE):
-        yield
-
-
-BACKENDS = _backends("pointwise_conv")
-
-
-@pytest.fixture
-def poisoned_empty(monkeypatch):
-    """torch.empty returns NaN-filled tensors, so output elements a kernel never writes show up."""
-    empty = torch.empty
-
-    def nan_empty(*args, **kwargs):
-        t = empty(*args, **kwargs)
-        return poison_(t) if t.is_floating_point() else t
-
-    monkeypatch.setattr(torch, "empty", nan_empty)
+BACKENDS = backends_for("pointwise_conv")
 
 
 def _layout(t, channels_last):

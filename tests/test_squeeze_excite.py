@@ -4,44 +4,15 @@ import pytest
 import torch
 from torchvision.ops import SqueezeExcitation
 
-from effkernels import _ext, reference
+from effkernels import reference
 from effkernels._common import is_channels_last
-from effkernels.backends import backends_available, triton_interpreted
 from effkernels.ops.squeeze_excite import channel_sums, se_excite, se_scale, squeeze_excite
-from helpers import assert_close_to_ref, poison_
+from helpers import backends_for, assert_close_to_ref
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the interpreter runs Triton on the CPU
-NATIVE = DEVICE.type  # the C++ backend serving DEVICE: "cuda" or "cpu"
-
-
-def _backends(op):
-    """Backends that can run `op` on DEVICE here: triton, the C++ kernels once built, eager."""
-    native = _ext.loaded() and torch._C._dispatch_has_kernel_for_dispatch_key(f"effkernels::{op}", NATIVE.upper())
-    triton_ok = backends_available()["triton"][0] and (DEVICE.type == "cuda" or triton_interpreted())
-    return [b for b, ok in (("triton", triton_ok), (NATIVE, native), ("eager", True)) if ok]
-
-
-@pytest.fixture(autouse=True)
-def _on_device(monkeypatch):
-    # cuDNN's default TF32 would make the eager backend's fp32 convs miss the fp32 tolerance.
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    with torch.device(DEVICE):
-        yield
-
-
-@pytest.fixture
-def poisoned_empty(monkeypatch):
-    """torch.empty returns NaN-filled tensors, so output elements a kernel never writes show up."""
-    empty = torch.empty
-
-    def nan_empty(*args, **kwargs):
-        t = empty(*args, **kwargs)
-        return poison_(t) if t.is_floating_point() else t
-
-    monkeypatch.setattr(torch, "empty", nan_empty)
+pytestmark = pytest.mark.usefixtures("on_device")
 
 
 def _x(n, c, h, w, dtype, channels_last):
@@ -58,7 +29,7 @@ def _d(ts):
     return [t.double() for t in ts]
 
 
-@pytest.mark.parametrize("backend", _backends("channel_sums"))
+@pytest.mark.parametrize("backend", backends_for("channel_sums"))
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
 @pytest.mark.parametrize("shape", [(1, 37, 7, 7), (3, 70, 9, 13)])
@@ -70,7 +41,7 @@ def test_channel_sums(backend, dtype, channels_last, shape, poisoned_empty):
     assert_close_to_ref(out, reference.channel_sums_ref(x.double()), torch.float32)
 
 
-@pytest.mark.parametrize("backend", _backends("se_excite"))
+@pytest.mark.parametrize("backend", backends_for("se_excite"))
 @pytest.mark.parametrize("w_dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("n,c,s", [(1, 37, 9), (3, 37, 1), (2, 1155, 300)])
 @pytest.mark.parametrize("activation,gate", [("silu", "sigmoid"), ("relu", "hardsigmoid")])
@@ -85,7 +56,7 @@ def test_se_excite(backend, w_dtype, n, c, s, activation, gate, poisoned_empty):
     assert_close_to_ref(out, ref, torch.float32)
 
 
-@pytest.mark.parametrize("backend", _backends("se_scale"))
+@pytest.mark.parametrize("backend", backends_for("se_scale"))
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
 @pytest.mark.parametrize("n", [1, 3])
@@ -97,7 +68,7 @@ def test_se_scale(backend, dtype, channels_last, n, poisoned_empty):
     assert_close_to_ref(out, reference.se_scale_ref(x.double(), scale.double()), dtype)
 
 
-@pytest.mark.parametrize("backend", _backends("se_scale"))
+@pytest.mark.parametrize("backend", backends_for("se_scale"))
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
 @pytest.mark.parametrize("n", [1, 3])
@@ -109,7 +80,7 @@ def test_squeeze_excite(backend, dtype, channels_last, n, poisoned_empty):
     assert_close_to_ref(out, reference.squeeze_excite_ref(x.double(), *_d(ws)), dtype)
 
 
-@pytest.mark.parametrize("backend", _backends("se_scale"))
+@pytest.mark.parametrize("backend", backends_for("se_scale"))
 def test_matches_torchvision(backend):
     se = SqueezeExcitation(37, 9).eval()
     for p in se.parameters():
@@ -122,7 +93,7 @@ def test_matches_torchvision(backend):
     assert_close_to_ref(out, ref, torch.float32)
 
 
-@pytest.mark.parametrize("backend", _backends("se_scale"))
+@pytest.mark.parametrize("backend", backends_for("se_scale"))
 def test_non_contiguous_views(backend):
     x = torch.randn(2, 9, 11, 40).permute(0, 3, 1, 2)[:, ::2]  # C stride 2
     w1, b1, w2, b2 = _se_weights(40, 6)
@@ -137,7 +108,7 @@ def test_non_contiguous_views(backend):
                         reference.se_scale_ref(x.double(), scale.double()), torch.float32)
 
 
-@pytest.mark.parametrize("backend", _backends("se_scale"))
+@pytest.mark.parametrize("backend", backends_for("se_scale"))
 def test_empty_batch(backend):
     x = _x(0, 8, 3, 3, torch.float32, True)
     ws = _se_weights(8, 2)
@@ -174,7 +145,7 @@ def test_bad_inputs():
         se_scale(x, sums.double(), backend="eager")
 
 
-@pytest.mark.skipif("triton" not in _backends("se_excite"), reason="triton cannot run here")
+@pytest.mark.skipif("triton" not in backends_for("se_excite"), reason="triton cannot run here")
 def test_triton_squeeze_limit():
     from effkernels.triton.squeeze_excite import MAX_SQUEEZE
 
@@ -183,7 +154,7 @@ def test_triton_squeeze_limit():
         se_excite(torch.rand(1, 8), 1.0, *ws, backend="triton")
 
 
-@pytest.mark.parametrize("backend", [b for b in _backends("se_scale") if b != "eager"])
+@pytest.mark.parametrize("backend", [b for b in backends_for("se_scale") if b != "eager"])
 def test_refuses_autograd(backend):
     x = _x(1, 8, 3, 3, torch.float32, True)
     w1, b1, w2, b2 = _se_weights(8, 2)
@@ -194,7 +165,7 @@ def test_refuses_autograd(backend):
         se_scale(x, torch.rand(1, 8, requires_grad=True), backend=backend)
 
 
-@pytest.mark.skipif("triton" not in _backends("se_excite"), reason="triton cannot run here")
+@pytest.mark.skipif("triton" not in backends_for("se_excite"), reason="triton cannot run here")
 def test_triton_op_registration():
     """Schemas, fake kernels and torch.compile tracing of the Triton custom ops (opcheck)."""
     x = _x(2, 8, 3, 3, torch.float32, True)
@@ -205,7 +176,7 @@ def test_triton_op_registration():
     torch.library.opcheck(ops.se_scale, (x, torch.rand(2, 8)))
 
 
-@pytest.mark.skipif("triton" not in _backends("se_excite"), reason="triton cannot run here")
+@pytest.mark.skipif("triton" not in backends_for("se_excite"), reason="triton cannot run here")
 @pytest.mark.parametrize("n,p,c,s", [(2, 3, 37, 9), (1, 45, 70, 300), (3, 2, 1155, 16)])
 def test_triton_se_excite_reduces_partial_sums(n, p, c, s):
     """The launcher also takes [N, P, C] partial sums (the dw kernel's, one row per pixel block) and
