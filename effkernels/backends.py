@@ -26,6 +26,16 @@ def triton_interpreted() -> bool:
     return _TRITON_INTERPRETED
 
 
+# EFFKERNELS_TRITON_AUTOTUNE=0 pins one config per kernel (the interpreter always does): the test
+# suite sets it on a GPU, where every new test shape would otherwise compile and time every config.
+_TRITON_AUTOTUNE = not _TRITON_INTERPRETED and os.environ.get("EFFKERNELS_TRITON_AUTOTUNE", "1") != "0"
+
+
+def triton_autotune() -> bool:
+    """False when the Triton launchers must use a single config (interpreter, or autotuning off)."""
+    return _TRITON_AUTOTUNE
+
+
 def _triton_status():
     try:
         import triton

@@ -53,7 +53,7 @@ import triton
 import triton.language as tl
 
 from .._common import empty_like_layout, is_channels_last
-from ..backends import triton_interpreted
+from ..backends import triton_autotune, triton_interpreted
 
 # (BLOCK_P, BLOCK_C, num_warps), 8 or 16 elements per thread: one or two 128-bit fp16 vectors
 # (two or four fp32) per tap. Keep BLOCK_C < 32 * num_warps: at or above it Triton loads the
@@ -86,7 +86,10 @@ _INTERPRETER_TILES = {"nhwc": (64, 128, 4), "nchw": (64, 128, 4)}
 def _autotune_configs(kind):
     table = NHWC_CONFIGS if kind == "nhwc" else NCHW_CONFIGS
     names = ("BLOCK_P", "BLOCK_C") if kind == "nhwc" else ("BLOCK_C", "BLOCK_P")
-    table = [_INTERPRETER_TILES[kind]] if triton_interpreted() else table
+    if triton_interpreted():
+        table = [_INTERPRETER_TILES[kind]]
+    elif not triton_autotune():
+        table = table[:1]  # the common case's tile (EFFKERNELS_TRITON_AUTOTUNE=0)
     return [triton.Config(dict(zip(names, cfg[:2])), num_warps=cfg[2], num_stages=1) for cfg in table]
 
 

@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 
 from .._common import empty_like_layout
-from ..backends import triton_interpreted
+from ..backends import triton_autotune, triton_interpreted
 
 
 @triton.jit
@@ -38,21 +38,23 @@ def apply_activation(x, ACT: tl.constexpr):
     return x
 
 
+# EfficientNet's 1x1 convs: M = N*H*W is large, C_in/C_out are 16..3840 (the expand convs' C_in
+# of 16/24 favour BLOCK_K = 16). Every one is compiled ahead of time (aot_variants).
+GPU_CONFIGS = [
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=8, num_stages=3),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=3),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 16}, num_warps=4, num_stages=3),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32}, num_warps=8, num_stages=3),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N": 32, "BLOCK_K": 64}, num_warps=4, num_stages=3),
+]
+
+
 def _configs():
+    """What the autotuner chooses from."""
     if triton_interpreted():  # one config: the interpreter would otherwise "benchmark" every one
         return [triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=1)]
-    # EfficientNet's 1x1 convs: M = N*H*W is large, C_in/C_out are 16..3840 (the expand convs' C_in
-    # of 16/24 favour BLOCK_K = 16).
-    return [
-        triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 16}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_M": 64, "BLOCK_N": 32, "BLOCK_K": 64}, num_warps=4, num_stages=3),
-    ]
-
-
-CONFIGS = _configs()
+    # EFFKERNELS_TRITON_AUTOTUNE=0: one config that _fits every dtype and layout.
+    return GPU_CONFIGS if triton_autotune() else GPU_CONFIGS[2:3]
 
 
 def _fits(cfg, dtype) -> bool:
@@ -72,7 +74,7 @@ def _prune(configs, named_args, **kwargs):
     return keep
 
 
-@triton.autotune(configs=CONFIGS, key=["M", "C_OUT", "C_IN", "HAS_SCALE", "HAS_RES"],
+@triton.autotune(configs=_configs(), key=["M", "C_OUT", "C_IN", "HAS_SCALE", "HAS_RES"],
                  prune_configs_by={"early_config_prune": _prune})
 @triton.jit
 def _pointwise_conv_kernel(
@@ -200,7 +202,7 @@ def aot_variants():
     """
     fn = _pointwise_conv_kernel.fn
     out = []
-    for cfg in CONFIGS:
+    for cfg in GPU_CONFIGS:
         for dtype, dt in _TRITON_DTYPES.items():
             if not _fits(cfg, dtype):
                 continue
