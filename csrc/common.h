@@ -4,8 +4,14 @@
 #include <ATen/Dispatch.h>
 #include <torch/types.h>
 
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/macros/Macros.h>
 #include <cmath>
+
+// For kernels that call ATen math (at::mm, at::addmm): a custom op reaches its kernel through
+// autocast's fallthrough with the autocast keys still active, so inside torch.autocast those calls
+// would be recast to half precision. The kernels choose their own dtypes.
+#define EFFK_NO_AUTOCAST c10::impl::ExcludeDispatchKeyGuard effk_no_autocast_(c10::autocast_dispatch_keyset)
 
 namespace effkernels {
 

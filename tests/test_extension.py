@@ -337,6 +337,21 @@ def test_error_messages(device):
                            torch.randn(8, 8, device=device), b, True, silu, silu, ACTIVATIONS["sigmoid"])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("amp_dtype", [torch.bfloat16, torch.float16])
+def test_ops_inside_autocast(device, amp_dtype):
+    """Inside torch.autocast the kernels keep their own dtypes (their internal GEMMs are not recast)."""
+    sums, w1, b1, w2, b2 = (torch.randn(*s, device=device) for s in ((2, 16), (4, 16), (4,), (16, 4), (16,)))
+    x = make_x((2, 16, 5, 5), "channels_last", torch.float32, device)
+    pw, pb = torch.randn(8, 16, device=device), torch.randn(8, device=device)
+    with torch.autocast(device, dtype=amp_dtype):
+        scale = ops.se_excite(sums, 0.1, w1, b1, w2, b2, ACTIVATIONS["silu"], ACTIVATIONS["sigmoid"])
+        out = ops.pointwise_conv(x, pw, pb, ACTIVATIONS["relu"], None, None)
+    assert scale.dtype == torch.float32 and out.dtype == torch.float32
+    assert_close_to_ref(scale, R.se_excite_ref(d64(sums), 0.1, d64(w1), d64(b1), d64(w2), d64(b2)), torch.float32)
+    assert_close_to_ref(out, R.pointwise_conv_ref(d64(x), d64(pw), d64(pb), "relu"), torch.float32)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 def test_error_device_mismatch():
     if not _ext.built_with_cuda():

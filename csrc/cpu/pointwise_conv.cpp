@@ -53,6 +53,7 @@ at::Tensor pointwise_conv_cpu(const at::Tensor& x_in, const at::Tensor& weight, 
                               int64_t activation, const std::optional<at::Tensor>& scale,
                               const std::optional<at::Tensor>& residual) {
   check_pointwise_args(x_in, weight, bias, activation, scale, residual);
+  EFFK_NO_AUTOCAST;
   // Inference kernel: ATen calls below must not record autograd (parameters may require grad).
   at::AutoDispatchBelowADInplaceOrView no_autograd;
   check_cpu_capability();

@@ -18,6 +18,7 @@ void act_inplace(at::Tensor& t, int act) {
 at::Tensor se_excite_cpu(const at::Tensor& sums, double inv_hw, const at::Tensor& w1, const at::Tensor& b1,
                          const at::Tensor& w2, const at::Tensor& b2, int64_t activation, int64_t gate) {
   check_se_excite_args(sums, w1, b1, w2, b2, activation, gate);
+  EFFK_NO_AUTOCAST;
   check_cpu_capability();
   at::Tensor hidden = at::addmm(f32(b1), sums.contiguous(), f32(w1).t(), 1.0, inv_hw);
   act_inplace(hidden, static_cast<int>(activation));

@@ -52,6 +52,7 @@ at::Tensor pointwise_conv_cuda(const at::Tensor& x_in, const at::Tensor& weight,
                                int64_t activation, const std::optional<at::Tensor>& scale,
                                const std::optional<at::Tensor>& residual) {
   check_pointwise_args(x_in, weight, bias, activation, scale, residual);
+  EFFK_NO_AUTOCAST;
   // Inference kernel: ATen calls below must not record autograd (parameters may require grad).
   at::AutoDispatchBelowADInplaceOrView no_autograd;
   EFFK_CHECK_ARG(x_in.is_cuda(), "x", "expected a CUDA tensor, got one on ", x_in.device());
