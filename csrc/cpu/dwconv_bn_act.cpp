@@ -1,6 +1,9 @@
 // Fused depthwise k x k conv + folded BN + activation (+ SE spatial sums) on the CPU.
-// NHWC: at::vec over 8-channel vectors in L1-sized channel blocks, 4 output columns per weight
-// load, parallel over (batch x row tiles); SE sums reduced from per-tile partials.
+// NHWC: at::vec over 8-channel vectors in L1-sized channel blocks, up to 8 output columns per weight
+// load, parallel over (batch x row tiles); SE sums reduced from per-tile partials. Row loop outside the
+// channel blocks, so an output row's k input rows are read once for all channels (stay in L2).
+// k and stride (3/5 x 1/2) are compile-time on the fast path: interior columns walk each input column
+// once with an advancing pointer (runtime-stride addressing spilled per-tap offsets to the stack).
 // NCHW: one (n, c) plane per task, scalar fp32 loops (correct, not the fast path).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -17,14 +20,37 @@ struct Geom {
 // P (8, 4 or 1) output columns starting at ow of one row, channels [c, c + kVec): conv, bias, activation,
 // store, and add to the SE partial sums. Each weight vector loaded feeds P FMAs. CHECK: test columns
 // against the input (border); FULL: all kVec channels valid. K = 0: k = g.k at run time.
-template <typename T, int K, bool FULL, int P, bool CHECK>
+template <typename T, int K, int S, bool FULL, int P, bool CHECK>
 inline void pixels(const T* const* rows, const float* wc, int64_t Cp, const float* bc, T* out_c, float* part_c,
                    const Geom& g, int64_t c, int nc, int64_t ow, int act) {
   const int k = K ? K : static_cast<int>(g.k);
+  const int64_t stride = S ? S : g.stride;
   Vec acc[P];
 #pragma GCC unroll 8
   for (int i = 0; i < P; ++i) acc[i] = Vec::loadu(bc);
-  const int64_t iw0 = ow * g.stride - g.pad_l;
+  const int64_t iw0 = ow * stride - g.pad_l;
+  if constexpr (K > 0 && S > 0 && FULL && !CHECK) {
+    // Interior columns, compile-time k and stride: walk the P*S+K-1 input columns of each kernel row
+    // once with one advancing pointer, loading each column vector once and feeding every (i, kw) tap
+    // that reads it. Keeps the K row weights and P accumulators in registers; no per-tap offsets.
+    for (int kh = 0; kh < K; ++kh) {
+      if (!rows[kh]) continue;
+      Vec wv[K];
+#pragma GCC unroll 7
+      for (int kw = 0; kw < K; ++kw) wv[kw] = Vec::loadu(wc + (kh * K + kw) * Cp);
+      const T* q = rows[kh] + c + iw0 * g.C;
+#pragma GCC unroll 64
+      for (int j = 0; j < P * S + K - 1; ++j) {
+        const Vec v = load_f(q);
+        q += g.C;
+#pragma GCC unroll 7
+        for (int kw = 0; kw < K; ++kw) {
+          const int d = j - kw;
+          if (d >= 0 && d % S == 0 && d / S < P) acc[d / S] = at::vec::fmadd(v, wv[kw], acc[d / S]);
+        }
+      }
+    }
+  } else
   for (int kh = 0; kh < k; ++kh) {
     if (!rows[kh]) continue;
     const T* r = rows[kh] + c;
@@ -33,7 +59,7 @@ inline void pixels(const T* const* rows, const float* wc, int64_t Cp, const floa
       const Vec wv = Vec::loadu(wc + (kh * k + kw) * Cp);
 #pragma GCC unroll 8
       for (int i = 0; i < P; ++i) {
-        const int64_t iw = iw0 + i * g.stride + kw;
+        const int64_t iw = iw0 + i * stride + kw;
         if (CHECK && (iw < 0 || iw >= g.W)) continue;
         const T* q = r + iw * g.C;
         acc[i] = at::vec::fmadd(FULL ? load_f(q) : load_f(q, nc), wv, acc[i]);
@@ -52,7 +78,7 @@ inline void pixels(const T* const* rows, const float* wc, int64_t Cp, const floa
 
 // Tasks are (n, row tile). Channels go in blocks of 64 so the input rows a block reads (k rows x a
 // few columns x 256 B) and its weights stay in L1 while up to 8 output columns are produced at a time.
-template <typename T, int K>
+template <typename T, int K, int S>
 void dw_nhwc(const T* x, T* out, const float* wpk, const float* bpk, float* partial, const Geom& g, int64_t Cp,
              int64_t tiles, int64_t rows_per_tile, int act) {
   constexpr int64_t kBlock = 64;
@@ -66,23 +92,23 @@ void dw_nhwc(const T* x, T* out, const float* wpk, const float* bpk, float* part
       const int64_t oh0 = tile * rows_per_tile, oh1 = std::min(g.OH, oh0 + rows_per_tile);
       float* part = partial ? partial + u * Cp : nullptr;
       if (part) std::fill(part, part + Cp, 0.f);
-      for (int64_t cb = 0; cb < g.C; cb += kBlock) {
-        const int64_t ce = std::min(g.C, cb + kBlock);
-        for (int64_t oh = oh0; oh < oh1; ++oh) {
-          const T* rows[7];
-          for (int kh = 0; kh < k; ++kh) {
-            const int64_t ih = oh * g.stride - g.pad_t + kh;
-            rows[kh] = (ih >= 0 && ih < g.H) ? x + ((n * g.H + ih) * g.W) * g.C : nullptr;
-          }
-          T* orow = out + ((n * g.OH + oh) * g.OW) * g.C;
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
+        const T* rows[7];
+        for (int kh = 0; kh < k; ++kh) {
+          const int64_t ih = oh * g.stride - g.pad_t + kh;
+          rows[kh] = (ih >= 0 && ih < g.H) ? x + ((n * g.H + ih) * g.W) * g.C : nullptr;
+        }
+        T* orow = out + ((n * g.OH + oh) * g.OW) * g.C;
+        for (int64_t cb = 0; cb < g.C; cb += kBlock) {
+          const int64_t ce = std::min(g.C, cb + kBlock);
           auto run = [&](auto p, auto check, int64_t ow) {
             constexpr int P = decltype(p)::value;
             constexpr bool CHECK = decltype(check)::value;
             for (int64_t c = cb; c < ce; c += kVec) {
               const int nc = static_cast<int>(std::min<int64_t>(kVec, g.C - c));
               float* pc = part ? part + c : nullptr;
-              if (nc == kVec) pixels<T, K, true, P, CHECK>(rows, wpk + c, Cp, bpk + c, orow + c, pc, g, c, nc, ow, act);
-              else pixels<T, K, false, P, CHECK>(rows, wpk + c, Cp, bpk + c, orow + c, pc, g, c, nc, ow, act);
+              if (nc == kVec) pixels<T, K, S, true, P, CHECK>(rows, wpk + c, Cp, bpk + c, orow + c, pc, g, c, nc, ow, act);
+              else pixels<T, K, S, false, P, CHECK>(rows, wpk + c, Cp, bpk + c, orow + c, pc, g, c, nc, ow, act);
             }
           };
           // 8 columns at a time (8 independent FMA chains), then 4, then 1.
@@ -157,15 +183,26 @@ std::tuple<at::Tensor, at::Tensor> dwconv_bn_act_cpu(const at::Tensor& x_in, con
     const int64_t tiles = (out_h + rows_per_tile - 1) / rows_per_tile;
     at::Tensor partial = se_sums ? at::empty({g.N, tiles, Cp}, wpk.options()) : at::Tensor();
     EFFK_DISPATCH_FLOAT(x.scalar_type(), "dwconv_bn_act_cpu", [&] {
-      auto run = [&](auto kconst) {
-        dw_nhwc<scalar_t, decltype(kconst)::value>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+      auto run = [&](auto kconst, auto sconst) {
+        dw_nhwc<scalar_t, decltype(kconst)::value, decltype(sconst)::value>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
                                                    wpk.const_data_ptr<float>(), bpk.const_data_ptr<float>(),
                                                    se_sums ? partial.mutable_data_ptr<float>() : nullptr, g, Cp, tiles,
                                                    rows_per_tile, act);
       };
-      if (k == 3) run(std::integral_constant<int, 3>{});
-      else if (k == 5) run(std::integral_constant<int, 5>{});
-      else run(std::integral_constant<int, 0>{});
+      // Stride as a compile-time constant for the B0 shapes: the input column of (output column i, tap
+      // kw) is then a constant offset, so overlapping taps share loads and addressing folds away.
+      using I3 = std::integral_constant<int, 3>;
+      using I5 = std::integral_constant<int, 5>;
+      using S1 = std::integral_constant<int, 1>;
+      using S2 = std::integral_constant<int, 2>;
+      using D = std::integral_constant<int, 0>;
+      if (k == 3 && stride == 1) run(I3{}, S1{});
+      else if (k == 3 && stride == 2) run(I3{}, S2{});
+      else if (k == 5 && stride == 1) run(I5{}, S1{});
+      else if (k == 5 && stride == 2) run(I5{}, S2{});
+      else if (k == 3) run(I3{}, D{});
+      else if (k == 5) run(I5{}, D{});
+      else run(D{}, D{});
     });
     if (se_sums) sums.copy_(partial.sum(1).narrow(1, 0, g.C));
   } else {
