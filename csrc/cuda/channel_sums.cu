@@ -35,19 +35,7 @@ __global__ void __launch_bounds__(kThreads) sums_nhwc_kernel(const T* __restrict
         if (v < nv) sum[v] += static_cast<float>(px[v]);
     }
   }
-  __shared__ float red[kThreads * V];
-  const int lane = threadIdx.x * V;
-#pragma unroll
-  for (int v = 0; v < V; ++v) red[threadIdx.y * blockDim.x * V + lane + v] = sum[v];
-  __syncthreads();
-  if (threadIdx.y == 0 && nv > 0) {
-    for (int y = 1; y < blockDim.y; ++y)
-#pragma unroll
-      for (int v = 0; v < V; ++v) sum[v] += red[y * blockDim.x * V + lane + v];
-#pragma unroll
-    for (int v = 0; v < V; ++v)
-      if (v < nv) atomicAdd(sums + static_cast<int64_t>(n) * C + c0 + v, sum[v]);
-  }
+  add_channel_sums<V, kThreads>(sum, sums + static_cast<int64_t>(n) * C, c0, nv);
 }
 
 template <typename T>

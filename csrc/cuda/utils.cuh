@@ -30,6 +30,27 @@ __device__ __forceinline__ void store_vec(T* p, const float* v) {
   *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(tmp);
 }
 
+// The SE-sum epilogue of the NHWC kernels, whose blocks are blockDim.x channel vectors x blockDim.y
+// pixel rows (at most kMaxThreads threads): adds the threads' V per-channel partial sums over
+// threadIdx.y through shared memory, then makes one atomicAdd per channel into sums_row[c0 + v]
+// for v < nv. It synchronizes: every thread of the block must call it.
+template <int V, int kMaxThreads>
+__device__ __forceinline__ void add_channel_sums(float (&sum)[V], float* sums_row, int c0, int nv) {
+  __shared__ float red[kMaxThreads * V];
+  const int lane = threadIdx.x * V;
+#pragma unroll
+  for (int v = 0; v < V; ++v) red[threadIdx.y * blockDim.x * V + lane + v] = sum[v];
+  __syncthreads();
+  if (threadIdx.y == 0 && nv > 0) {
+    for (int y = 1; y < blockDim.y; ++y)
+#pragma unroll
+      for (int v = 0; v < V; ++v) sum[v] += red[y * blockDim.x * V + lane + v];
+#pragma unroll
+    for (int v = 0; v < V; ++v)
+      if (v < nv) atomicAdd(sums_row + c0 + v, sum[v]);
+  }
+}
+
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 inline unsigned next_pow2(int64_t v) {
