@@ -135,6 +135,21 @@ def test_mbconv_folds_once_and_refolds_on_change(monkeypatch):
         assert len(calls) == 4
 
 
+def test_mbconv_under_inference_mode():
+    """Layers built or converted under torch.inference_mode hold inference tensors (no version
+    counter): the fold cache must still work, and refold when the tensors are replaced."""
+    tv = tv_mbconv(6, 3, 1, 16, 16).eval()
+    randomize_bn_(tv)
+    x = torch.randn(2, 16, 8, 8)
+    with torch.inference_mode():
+        ours = enn.MBConv(16, 16, 6, 3, 1, backend="eager").eval()
+        ours.load_state_dict(tv.state_dict())
+        assert all(p.is_inference() for p in ours.parameters())
+        assert_close_to_ref(ours(x), tv.double()(x.double()), torch.float32)
+        ours.half()  # new tensors: seen through data_ptr
+        assert_close_to_ref(ours(x.half()), tv.double()(x.double()), torch.float16)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_mbconv_channels_last(backend):
     backend = backend_or_skip(backend)

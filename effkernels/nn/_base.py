@@ -41,7 +41,8 @@ class FoldedModule(nn.Module):
     to the input's (device, dtype) and cached per (device, dtype). The cache is keyed on the data_ptr and
     version counter of every parameter and buffer of the module, so load_state_dict, .to(), .half()
     and in-place edits under torch.no_grad() all trigger a refold. Edits through `.data` bypass
-    version counters: call .eval() (which drops the cache) after those.
+    version counters, and inference tensors (made under torch.inference_mode) have none, so in-place
+    edits of those are only seen by data_ptr: call .eval() (which drops the cache) after such edits.
 
     Under torch.compile the fold is traced into the graph instead (no graph break, fullgraph=True
     works, weight edits are always seen): Inductor computes it with a few small fused kernels per
@@ -79,7 +80,8 @@ class FoldedModule(nn.Module):
             return self.forward_fused(x, self.folded(x), *args, **kwargs)
 
     def _stamp(self):
-        return tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
+        return tuple((t.data_ptr(), -1 if t.is_inference() else t._version)
+                     for t in (*self.parameters(), *self.buffers()))
 
     def _fold_for(self, x: torch.Tensor) -> tuple:
         return tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous() for t in self._fold())
