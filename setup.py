@@ -6,9 +6,14 @@ EFFKERNELS_EXT selects what is compiled:
   none            pure-Python install: Triton and eager backends only
 The CUDA arch list comes from TORCH_CUDA_ARCH_LIST (default "8.0;9.0": A100, H100/H200).
 Whether a GPU is present is never consulted: a machine without one still compiles CUDA code.
-EFFKERNELS_CPU_ARCH picks the CPU kernels' vector ISA on x86-64: avx2 (default: AVX2+FMA, every
-x86-64 CPU since 2013, at::vec compiled with CPU_CAPABILITY=AVX2) or generic (baseline x86-64);
-other architectures always build generic (at::vec's portable code).
+EFFKERNELS_CPU_ARCH picks the CPU kernels' vector ISA on x86-64 (at::vec is compiled for it):
+  auto (default)  what torch's own kernels use on the build machine
+                  (torch.backends.cpu.get_cpu_capability(): AVX512 or AVX2; anything else -> generic)
+  avx512          AVX-512 F/BW/VL/DQ + FMA: 16-lane fp32 vectors and 32 vector registers
+  avx2            AVX2 + FMA: every x86-64 CPU since 2013
+  generic         baseline x86-64
+Other architectures always build generic (at::vec's portable code). A build for an ISA the running
+CPU lacks fails with a clear error at the first kernel call (not SIGILL).
 """
 import glob
 import os
@@ -43,12 +48,20 @@ if mode != "none":
     sources = sorted(glob.glob(os.path.join(here, "csrc", "*.cpp")) + glob.glob(os.path.join(here, "csrc", "cpu", "*.cpp")))
     sources = [os.path.relpath(s, here) for s in sources]
     cxx = ["-O3", "-fopenmp"]  # no -std: torch's headers pick the C++ standard they need
-    cpu_arch = os.environ.get("EFFKERNELS_CPU_ARCH", "avx2").lower()
-    if cpu_arch not in ("avx2", "generic"):
-        raise SystemExit(f"EFFKERNELS_CPU_ARCH: expected avx2 or generic, got {cpu_arch!r}")
-    if cpu_arch == "avx2" and platform.machine().lower() in ("x86_64", "amd64"):
-        # at::vec picks its AVX2 code (and inline namespace) from these; without them it is scalar.
+    cpu_arch = os.environ.get("EFFKERNELS_CPU_ARCH", "auto").lower()
+    if cpu_arch not in ("auto", "avx512", "avx2", "generic"):
+        raise SystemExit(f"EFFKERNELS_CPU_ARCH: expected auto, avx512, avx2 or generic, got {cpu_arch!r}")
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        cpu_arch = "generic"
+    elif cpu_arch == "auto":
+        cpu_arch = {"AVX512": "avx512", "AVX2": "avx2"}.get(torch.backends.cpu.get_cpu_capability(), "generic")
+    # at::vec picks its vector code (and inline namespace) from CPU_CAPABILITY*; without them it is scalar.
+    if cpu_arch == "avx512":
+        cxx += ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c",
+                "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"]
+    elif cpu_arch == "avx2":
         cxx += ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
+    print(f"effkernels: CPU kernels built for {cpu_arch}")
     if with_cuda:
         sources += sorted(os.path.relpath(s, here) for s in glob.glob(os.path.join(here, "csrc", "cuda", "*.cu")))
         ext = CUDAExtension(

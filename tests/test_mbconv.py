@@ -99,6 +99,25 @@ def test_low_precision(backend, dtype, expand, k, stride, c_in, c_out, h):
     assert_close_to_ref(out, ref, dtype)
 
 
+@pytest.mark.parametrize("dtype,n", [(torch.float32, 3), (torch.bfloat16, 5)], ids=["fp32-3x1", "bf16-3+2"])
+@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
+def test_cpu_batch_chunks(dtype, n, channels_last):
+    """The CPU block runs the batch in chunks of about 4 MiB of expanded activations (mbconv.cpp):
+    48 x 112 x 112 per sample is 2.4 MiB in fp32 (chunks of 1 sample), 1.2 MiB in bf16 (3 + 2)."""
+    if "cpu" not in BACKENDS:
+        pytest.skip("the cpu backend is not built")
+    block = _torchvision_block(6, 3, 1, 8, 8)  # residual, SE
+    x = torch.randn(n, 8, 112, 112)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    params = _params(block, dtype)
+    with torch.no_grad():
+        out = mbconv(x.to(dtype), *params, backend="cpu")
+        ref = reference.mbconv_ref(x.to(dtype).double(), *[p.double() if torch.is_tensor(p) else p for p in params])
+    assert out.dtype == dtype and is_channels_last(out) == channels_last
+    assert_close_to_ref(out, ref, dtype)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_without_se_and_same_padding(backend):
     block = _torchvision_block(6, 5, 2, 8, 16)

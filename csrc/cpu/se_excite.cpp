@@ -7,13 +7,7 @@
 namespace effkernels::cpu {
 namespace {
 
-void act_inplace(at::Tensor& t, int act) {
-  float* p = t.mutable_data_ptr<float>();
-  const int64_t n = t.numel();
-  int64_t i = 0;
-  for (; i + kVec <= n; i += kVec) act_vec(Vec::loadu(p + i), act).store(p + i);
-  if (i < n) act_vec(Vec::loadu(p + i, static_cast<int>(n - i)), act).store(p + i, static_cast<int>(n - i));
-}
+void act_inplace(at::Tensor& t, int act) { act_add_inplace<float>(t.mutable_data_ptr<float>(), nullptr, t.numel(), act); }
 
 at::Tensor se_excite_cpu(const at::Tensor& sums, double inv_hw, const at::Tensor& w1, const at::Tensor& b1,
                          const at::Tensor& w2, const at::Tensor& b2, int64_t activation, int64_t gate) {

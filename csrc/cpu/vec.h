@@ -1,8 +1,10 @@
 // at::vec helpers shared by the CPU kernels: fp32 vectors loaded from / stored to any kernel dtype.
-// setup.py compiles x86-64 builds with AVX2+FMA and CPU_CAPABILITY=AVX2, so Vec is 8 x fp32 in a ymm
-// register; elsewhere at::vec's portable implementation (still 8 lanes) is used.
+// setup.py compiles x86-64 builds for AVX-512 (Vec = 16 x fp32 in a zmm register) or AVX2+FMA (8 x fp32
+// in a ymm register), per EFFKERNELS_CPU_ARCH; elsewhere at::vec's portable implementation is used.
+// Kernels use kVec, never a literal width.
 #pragma once
 
+#include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
@@ -60,9 +62,28 @@ inline Vec act_vec(Vec v, int act) {
   }
 }
 
-// The fp32 CPU kernels assume AVX2 when compiled for it; fail clearly instead of SIGILL elsewhere.
+// o[i] = act(o[i]) (+ r[i] when r is given) over n elements, parallel in L2-sized pieces.
+template <typename T>
+void act_add_inplace(T* o, const T* r, int64_t n, int act) {
+  at::parallel_for(0, n, 1 << 15, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i += kVec) {
+      const int m = static_cast<int>(std::min<int64_t>(kVec, i1 - i));
+      Vec v = act_vec(m == kVec ? load_f(o + i) : load_f(o + i, m), act);
+      if (r) v = v + (m == kVec ? load_f(r + i) : load_f(r + i, m));
+      store_f(o + i, v, m);
+    }
+  });
+}
+
+// The CPU kernels assume the ISA they were built for (setup.py EFFKERNELS_CPU_ARCH); fail clearly
+// instead of SIGILL on a CPU without it.
 inline void check_cpu_capability() {
-#if defined(CPU_CAPABILITY_AVX2) && (defined(__GNUC__) || defined(__clang__))
+#if defined(CPU_CAPABILITY_AVX512) && (defined(__GNUC__) || defined(__clang__))
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  TORCH_CHECK(ok, "effkernels: the CPU kernels were built for AVX-512, which this CPU lacks; rebuild with "
+                  "EFFKERNELS_CPU_ARCH=avx2 (or generic)");
+#elif defined(CPU_CAPABILITY_AVX2) && (defined(__GNUC__) || defined(__clang__))
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   TORCH_CHECK(ok, "effkernels: the CPU kernels were built for AVX2+FMA, which this CPU lacks; rebuild with "
                   "EFFKERNELS_CPU_ARCH=generic");
