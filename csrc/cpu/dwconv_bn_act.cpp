@@ -1,6 +1,6 @@
 // Fused depthwise k x k conv + folded BN + activation (+ SE spatial sums) on the CPU.
-// NHWC: at::vec over 8-channel vectors in L1-sized channel blocks, up to 8 output columns per weight
-// load, parallel over (batch x row tiles); SE sums reduced from per-tile partials. Row loop outside the
+// NHWC: at::vec over channel vectors (16 fp32 lanes with AVX-512, 8 with AVX2) in L1-sized channel
+// blocks, up to 8 output columns per weight load, parallel over (batch x row tiles); SE sums reduced from per-tile partials. Row loop outside the
 // channel blocks, so an output row's k input rows are read once for all channels (stay in L2).
 // k and stride (3/5 x 1/2) are compile-time on the fast path: interior columns walk each input column
 // once with an advancing pointer (runtime-stride addressing spilled per-tap offsets to the stack).
@@ -17,7 +17,7 @@ struct Geom {
   int64_t N, C, H, W, OH, OW, stride, pad_t, pad_l, k;
 };
 
-// P (8, 4 or 1) output columns starting at ow of one row, channels [c, c + kVec): conv, bias, activation,
+// P (8, 4, 2 or 1) output columns starting at ow of one row, channels [c, c + kVec): conv, bias, activation,
 // store, and add to the SE partial sums. Each weight vector loaded feeds P FMAs. CHECK: test columns
 // against the input (border); FULL: all kVec channels valid. K = 0: k = g.k at run time.
 template <typename T, int K, int S, bool FULL, int P, bool CHECK>
@@ -25,14 +25,22 @@ inline void pixels(const T* const* rows, const float* wc, int64_t Cp, const floa
                    const Geom& g, int64_t c, int nc, int64_t ow, int act) {
   const int k = K ? K : static_cast<int>(g.k);
   const int64_t stride = S ? S : g.stride;
-  Vec acc[P];
+  // R independent partial sums per column (kernel row kh feeds acc[kh % R]): with few columns a group
+  // is a chain of k*k dependent FMAs, latency-bound; R*P >= 8 chains keep both FMA pipes busy.
+  constexpr int R = P >= 8 ? 1 : (8 / P < 4 ? 8 / P : 4);
+  Vec acc[R][P];
 #pragma GCC unroll 8
-  for (int i = 0; i < P; ++i) acc[i] = Vec::loadu(bc);
+  for (int i = 0; i < P; ++i) {
+    acc[0][i] = Vec::loadu(bc);
+#pragma GCC unroll 4
+    for (int r = 1; r < R; ++r) acc[r][i] = Vec(0.f);
+  }
   const int64_t iw0 = ow * stride - g.pad_l;
   if constexpr (K > 0 && S > 0 && FULL && !CHECK) {
     // Interior columns, compile-time k and stride: walk the P*S+K-1 input columns of each kernel row
     // once with one advancing pointer, loading each column vector once and feeding every (i, kw) tap
     // that reads it. Keeps the K row weights and P accumulators in registers; no per-tap offsets.
+#pragma GCC unroll 7
     for (int kh = 0; kh < K; ++kh) {
       if (!rows[kh]) continue;
       Vec wv[K];
@@ -46,30 +54,37 @@ inline void pixels(const T* const* rows, const float* wc, int64_t Cp, const floa
 #pragma GCC unroll 7
         for (int kw = 0; kw < K; ++kw) {
           const int d = j - kw;
-          if (d >= 0 && d % S == 0 && d / S < P) acc[d / S] = at::vec::fmadd(v, wv[kw], acc[d / S]);
+          if (d >= 0 && d % S == 0 && d / S < P) acc[kh % R][d / S] = at::vec::fmadd(v, wv[kw], acc[kh % R][d / S]);
         }
       }
     }
-  } else
-  for (int kh = 0; kh < k; ++kh) {
-    if (!rows[kh]) continue;
-    const T* r = rows[kh] + c;
+  } else {
 #pragma GCC unroll 7
-    for (int kw = 0; kw < k; ++kw) {
-      const Vec wv = Vec::loadu(wc + (kh * k + kw) * Cp);
+    for (int kh = 0; kh < k; ++kh) {
+      if (!rows[kh]) continue;
+      const T* r = rows[kh] + c;
+#pragma GCC unroll 7
+      for (int kw = 0; kw < k; ++kw) {
+        const Vec wv = Vec::loadu(wc + (kh * k + kw) * Cp);
 #pragma GCC unroll 8
-      for (int i = 0; i < P; ++i) {
-        const int64_t iw = iw0 + i * stride + kw;
-        if (CHECK && (iw < 0 || iw >= g.W)) continue;
-        const T* q = r + iw * g.C;
-        acc[i] = at::vec::fmadd(FULL ? load_f(q) : load_f(q, nc), wv, acc[i]);
+        for (int i = 0; i < P; ++i) {
+          const int64_t iw = iw0 + i * stride + kw;
+          if (CHECK && (iw < 0 || iw >= g.W)) continue;
+          const T* q = r + iw * g.C;
+          acc[kh % R][i] = at::vec::fmadd(FULL ? load_f(q) : load_f(q, nc), wv, acc[kh % R][i]);
+        }
       }
     }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < P; ++i) {
+#pragma GCC unroll 4
+    for (int r = 1; r < R; ++r) acc[0][i] = acc[0][i] + acc[r][i];
   }
   Vec sum(0.f);
 #pragma GCC unroll 8
   for (int i = 0; i < P; ++i) {
-    const Vec v = act_vec(acc[i], act);
+    const Vec v = act_vec(acc[0][i], act);
     store_f(out_c + (ow + i) * g.C, v, nc);
     sum = sum + v;
   }
@@ -111,7 +126,7 @@ void dw_nhwc(const T* x, T* out, const float* wpk, const float* bpk, float* part
               else pixels<T, K, S, false, P, CHECK>(rows, wpk + c, Cp, bpk + c, orow + c, pc, g, c, nc, ow, act);
             }
           };
-          // 8 columns at a time (8 independent FMA chains), then 4, then 1.
+          // 8 columns at a time, then 4, 2, 1 (with R partial sums each, see pixels).
           auto group = [&](auto p, int64_t ow) {
             if (ow >= ow_lo && ow + decltype(p)::value <= ow_hi) run(p, std::false_type{}, ow);
             else run(p, std::true_type{}, ow);
@@ -119,6 +134,7 @@ void dw_nhwc(const T* x, T* out, const float* wpk, const float* bpk, float* part
           int64_t ow = 0;
           for (; ow + 8 <= g.OW; ow += 8) group(std::integral_constant<int, 8>{}, ow);
           for (; ow + 4 <= g.OW; ow += 4) group(std::integral_constant<int, 4>{}, ow);
+          for (; ow + 2 <= g.OW; ow += 2) group(std::integral_constant<int, 2>{}, ow);
           for (; ow < g.OW; ++ow) group(std::integral_constant<int, 1>{}, ow);
         }
       }
