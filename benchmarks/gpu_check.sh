@@ -4,13 +4,14 @@
 # 1 env: nvidia-smi -L, torch / triton / nvcc versions          -> OUTDIR/env.txt
 # 2 build the extension in place for this card's arch (pip -e)
 # 3 pytest on CUDA: the test files that exercise the kernels (the rest runs in CI)
+# 3b which C++ exceptions crash here (benchmarks/unwind_probe.sh: the H200 error-path SIGSEGV)
 # 4 compute-sanitizer --tool memcheck on one small call per CUDA op (benchmarks/sanitize_ops.py)
 # 5 the benchmark sweep (full mode) under a time budget          -> OUTDIR/bench.json, report.md, plot.png
 # 6 a summary table, printed last                               -> everything also in OUTDIR/log.txt
 # Every step has its own time limit taken from one overall budget (EFFK_GPU_CHECK_SECONDS, default 450),
 # a failing step is logged and the script goes on, so it always reaches the report and the summary.
 # EFFK_GPU_CHECK_DRY_RUN=1 prints the commands instead of running them (a check of this script's logic);
-# EFFK_GPU_CHECK_SKIP=build,tests,sanitizer,sweep (any of them) leaves steps out, e.g. to rerun the sweep.
+# EFFK_GPU_CHECK_SKIP=build,tests,unwind,sanitizer,sweep (any of them) leaves steps out, e.g. to rerun the sweep.
 set -u
 
 if [ $# -ne 1 ]; then
@@ -104,6 +105,9 @@ GPU_TESTS="test_dwconv_bn_act.py test_extension.py test_pointwise_conv.py test_s
 # shellcheck disable=SC2046,SC2086
 run tests "$(limit 150 170)" $PY -m pytest -q -rf --maxfail=25 -p no:cacheprovider $(for f in $GPU_TESTS; do echo "$REPO/tests/$f"; done)
 
+# ---- 3b. C++ exceptions ---------------------------------------------------------------------------
+run unwind "$(limit 90 130)" bash "$REPO/benchmarks/unwind_probe.sh"
+
 # ---- 4. compute-sanitizer -------------------------------------------------------------------------
 SAN=$(command -v compute-sanitizer || ls "${CUDA_HOME:-/usr/local/cuda}"/bin/compute-sanitizer /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 if [ -n "$SAN" ]; then
@@ -133,6 +137,7 @@ grep -E '^(torch|triton) ' "$OUT/env.txt"
 printf '%s\n' "${STEPS[@]}"
 TESTS_LINE=$(section tests | grep -E '[0-9]+ (passed|failed|error)|no tests ran' | tail -1)
 [ -n "$TESTS_LINE" ] && echo "tests:     $TESTS_LINE"
+section unwind | grep -E '^(== |rc=)' | paste -d' ' - - | sed 's/^== /unwind:    /'
 section sanitizer | grep -E '^sanitize_ops: .*(FAILED|NON-FINITE)|ERROR SUMMARY' | tail -4
 if [ -f "$OUT/bench.json" ] && [ "$DRY" != 1 ]; then
     timeout 60 $PY "$REPO/benchmarks/report.py" "$OUT/bench.json" --out "$OUT" --summary 2>&1 | grep -v "^report: "
