@@ -10,6 +10,18 @@ Recognised blocks (matched by class, the libraries are not imported here):
   DepthwiseSeparableConv (efficientnet_*, tf_efficientnet_*, mobilenetv3_* ...), lukemelas
   efficientnet_pytorch MBConvBlock -> effkernels.nn.FusedInvertedResidual, which keeps the
   source's submodules under their names (same keys) and runs the source's forward in train mode.
+- torchvision Conv2dNormActivation (conv + BatchNorm2d + activation) reached outside a block: the
+  stems and heads of efficientnet_*, efficientnet_v2_*, mobilenet_v2 / v3. It keeps the source's
+  children (same keys, a conv bias is folded too) and becomes, by its conv:
+  1x1 stride 1 no padding -> effkernels.nn.PointwiseConvBNAct (the pointwise_conv op);
+  dense k x k (groups 1; the 3x3 stride-2 stems) -> effkernels.nn.ConvBNAct (F.conv2d on the
+  BN-folded weight, then the activation in place: no custom kernel, ATen runs the dense conv on
+  every backend); depthwise (groups == channels, k in 1/3/5/7, stride 1/2, padding (k-1)//2) ->
+  effkernels.nn.FusedDWConvBNAct. Left: dilation, other groups, a norm other than a plain
+  BatchNorm2d with running statistics, an activation other than relu/relu6/silu/hardswish/none.
+  Those inside a converted or left block are not visited (the block is replaced or left whole).
+  timm's conv_stem/bn1/conv_head/bn2 and lukemelas' _conv_stem/_bn0/_conv_head/_bn1 are separate
+  attributes of the model, not one module: they are left (fusing them would change state_dict keys).
 A block is left as it is, with the reason in the report, when something has no fused
 equivalent: an activation other than relu/relu6/silu/hardswish (SE: relu/silu, gate
 sigmoid/hardsigmoid), different expand and depthwise activations, a grouped or dilated conv,
@@ -30,9 +42,10 @@ from torch import nn
 
 from ._common import CONV_ACTIVATIONS, SE_ACTIVATIONS, SE_GATES
 from .backends import resolve
-from .nn import MBConv, make_divisible
+from .nn import ConvBNAct, FusedDWConvBNAct, MBConv, PointwiseConvBNAct, make_divisible
 from .nn._base import check_backend
 from .nn.blocks import BlockSpec, FusedInvertedResidual
+from .ops.dwconv_bn_act import KERNEL_SIZES as _DW_KERNEL_SIZES
 
 __all__ = ["convert", "ConvertReport"]
 
@@ -291,6 +304,43 @@ def _wrap(spec: BlockSpec, backend: str):
     return lambda block: FusedInvertedResidual(block, spec, backend)
 
 
+def _adopt(new: nn.Sequential, src: nn.Sequential) -> nn.Module:
+    """Give `new` the children of `src` under their names: the same tensors and state_dict keys
+    (a conv bias included), and train mode runs exactly the source's modules."""
+    for name in list(new._modules):
+        del new._modules[name]
+    for name, child in src.named_children():
+        new.add_module(name, child)
+    return new.train(src.training)
+
+
+def _tv_conv_norm_act(seq, backend: str):
+    """torchvision Conv2dNormActivation outside a block (stems, heads): a builder of its replacement."""
+    conv, bn, act = _tv_cna(seq, "Conv2dNormActivation")
+    if type(bn) is not nn.BatchNorm2d:
+        raise _Unsupported(f"norm layer {type(bn).__name__} (only a plain BatchNorm2d is folded)")
+    if type(conv) is not nn.Conv2d:
+        raise _Unsupported(f"unknown conv class {_lib(conv)}.{type(conv).__name__}")
+    if conv.padding_mode != "zeros":
+        raise _Unsupported(f"padding_mode {conv.padding_mode!r}")
+    if conv.dilation != (1, 1):
+        raise _Unsupported(f"dilation {conv.dilation}")
+    cin, cout, k = conv.in_channels, conv.out_channels, conv.kernel_size
+    kw = {"activation": act, "bn_eps": bn.eps, "bn_momentum": bn.momentum, "backend": backend}
+    if conv.groups == 1:
+        if k == (1, 1) and conv.stride == (1, 1) and conv.padding in ((0, 0), "valid", "same"):
+            return lambda m: _adopt(PointwiseConvBNAct(cin, cout, **kw), m)
+        return lambda m: _adopt(ConvBNAct(cin, cout, k, conv.stride, conv.padding, bias=conv.bias is not None,
+                                          **kw), m)
+    if conv.groups == cin == cout:
+        if (k[0] != k[1] or k[0] not in _DW_KERNEL_SIZES or conv.stride not in ((1, 1), (2, 2))
+                or conv.padding != ((k[0] - 1) // 2,) * 2):
+            raise _Unsupported(f"depthwise conv with kernel {k}, stride {conv.stride}, padding {conv.padding} "
+                               f"(fused: square k in {list(_DW_KERNEL_SIZES)}, stride 1 or 2, padding (k-1)//2)")
+        return lambda m: _adopt(FusedDWConvBNAct(cin, k[0], conv.stride[0], **kw), m)
+    raise _Unsupported(f"grouped conv (groups={conv.groups}, {cin} -> {cout})")
+
+
 def _plan(m: nn.Module, backend: str):
     """For a recognised block: a callable building its replacement, or a reason string to leave it.
     None for anything else (convert then looks inside it)."""
@@ -312,6 +362,8 @@ def _plan(m: nn.Module, backend: str):
             return f"{cls}: no fused op for this block type"
         if mod.startswith("efficientnet_pytorch.") and cls == "MBConvBlock":
             return _wrap(_lukemelas_mbconv(m), backend)
+        if mod == "torchvision.ops.misc" and cls == "Conv2dNormActivation":  # reached outside blocks only
+            return _tv_conv_norm_act(m, backend)
     except _Unsupported as e:
         return str(e)
     return None
@@ -324,7 +376,8 @@ def _check_devices(model: nn.Module, backend: str) -> None:
 
 def convert(model: nn.Module, backend: str = "auto", inplace: bool = False,
             filter_fn: Optional[Callable[[nn.Module, str], bool]] = None) -> nn.Module:
-    """Replace the recognised blocks of `model` with fused layers; return the converted model.
+    """Replace the recognised blocks of `model` (and the torchvision Conv2dNormActivation layers
+    outside them: stems, heads) with fused layers; return the converted model.
 
     backend: "auto" | "triton" | "cuda" | "cpu" | "eager", used by every fused layer. Checked now
     against the devices the model's tensors are on (ValueError when it is not available here or

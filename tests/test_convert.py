@@ -14,6 +14,9 @@ from helpers import assert_close_to_ref
 from test_nn import backend_or_skip, randomize_bn_
 
 torchvision = pytest.importorskip("torchvision")
+from torchvision.ops.misc import Conv2dNormActivation  # noqa: E402
+
+CNA = "torchvision.ops.misc.Conv2dNormActivation"
 
 
 def count(model, cls_name, module_prefix):
@@ -49,10 +52,40 @@ def test_torchvision_efficientnet_b0_b7(phi):
     model, conv = check_eval(getattr(torchvision.models, f"efficientnet_b{phi}")(), "eager", x)
     report = conv.effkernels_report
     n = count(model, "MBConv", "torchvision")
-    assert n > 0 and len(report.converted) == n and not report.skipped
+    assert n > 0 and len(report.converted) == n + 2 and not report.skipped  # + stem and head
     assert count(conv, "MBConv", "torchvision") == 0
     assert sum(isinstance(m, enn.MBConv) for m in conv.modules()) == n
+    assert type(conv.features[0]) is enn.ConvBNAct and type(conv.features[-1]) is enn.PointwiseConvBNAct
     check_round_trip(model, conv, x)
+
+
+@pytest.mark.parametrize("backend", ["eager", "cpu"])
+def test_torchvision_efficientnet_b0_stem_and_head(backend):
+    """The top-level Conv2dNormActivation layers: the 3x3 stride-2 stem -> ConvBNAct (F.conv2d on the
+    folded weight), the 1x1 head -> PointwiseConvBNAct; same keys; train mode is the eager math."""
+    backend = backend_or_skip(backend, "pointwise_conv")
+    x = torch.randn(2, 3, 32, 32)
+    model, conv = check_eval(torchvision.models.efficientnet_b0(), backend, x)
+    report = conv.effkernels_report
+    assert ("features.0", CNA, "effkernels.nn.layers.ConvBNAct") in report.converted
+    assert ("features.8", CNA, "effkernels.nn.layers.PointwiseConvBNAct") in report.converted
+    assert type(conv.features[0]) is enn.ConvBNAct and type(conv.features[8]) is enn.PointwiseConvBNAct
+    assert conv.features[0].backend == conv.features[8].backend == backend
+    assert list(conv.state_dict()) == list(model.state_dict())
+    assert conv.features[0][0].weight is not model.features[0][0].weight  # a deep copy (inplace=False)
+    check_round_trip(model, conv, x)
+    # the converted stem and head alone, on a channels_last input
+    with torch.no_grad():
+        for i, shape in ((0, (2, 3, 17, 16)), (8, (2, 320, 3, 5))):
+            xi = torch.randn(shape).to(memory_format=torch.channels_last)
+            out = conv.features[i](xi)
+            assert out.is_contiguous(memory_format=torch.channels_last)
+            assert_close_to_ref(out, copy.deepcopy(model.features[i]).double()(xi.double()), torch.float32)
+    model.train(), conv.train()
+    torch.manual_seed(1)
+    ref = model(x)
+    torch.manual_seed(1)
+    torch.testing.assert_close(conv(x), ref, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("backend", ["triton", "cpu"])
@@ -65,8 +98,14 @@ def test_torchvision_efficientnet_v2_s():
     """MBConv stages are converted; FusedMBConv (dense k x k conv) is left, with the reason."""
     _, conv = check_eval(torchvision.models.efficientnet_v2_s(), "eager", torch.randn(1, 3, 32, 32))
     report = conv.effkernels_report
-    assert report.converted and all("efficientnet.MBConv" in src for _, src, _ in report.converted)
+    assert report.converted and all("efficientnet.MBConv" in src for _, src, _ in report.converted[1:-1])
+    assert report.converted[0] == ("features.0", CNA, "effkernels.nn.layers.ConvBNAct")  # stem
+    assert report.converted[-1] == ("features.7", CNA, "effkernels.nn.layers.PointwiseConvBNAct")  # head
+    # FusedMBConv is left whole, the Conv2dNormActivation layers inside it included
     assert report.skipped and all("FusedMBConv" in why for _, _, why in report.skipped)
+    assert count(conv, "FusedMBConv", "torchvision") == len(report.skipped)
+    assert all(type(m) is Conv2dNormActivation for b in conv.modules() if type(b).__name__ == "FusedMBConv"
+               for m in b.block)
 
 
 @pytest.mark.parametrize("name,backend", [("mobilenet_v2", "eager"), ("mobilenet_v3_small", "eager"),
@@ -76,7 +115,8 @@ def test_torchvision_mobilenets(name, backend):
     x = torch.randn(2, 3, 33, 35)
     model, conv = check_eval(getattr(torchvision.models, name)(), backend, x)
     n = count(model, "InvertedResidual", "torchvision")
-    assert n > 0 and len(conv.effkernels_report.converted) == n and not conv.effkernels_report.skipped
+    assert n > 0 and len(conv.effkernels_report.converted) == n + 2 and not conv.effkernels_report.skipped
+    assert type(conv.features[0]) is enn.ConvBNAct and type(conv.features[-1]) is enn.PointwiseConvBNAct
     assert sum(isinstance(m, FusedInvertedResidual) for m in conv.modules()) == n
     check_round_trip(model, conv, x)
 
@@ -192,10 +232,12 @@ def test_filter_fn_and_inplace():
     report = conv.effkernels_report
     assert isinstance(report, ConvertReport)
     assert [fqn for fqn, _, _ in report.converted] == ["features.2.0", "features.2.1"]
-    assert all(why == "rejected by filter_fn" for _, _, why in report.skipped) and len(report.skipped) == 14
+    assert all(why == "rejected by filter_fn" for _, _, why in report.skipped) and len(report.skipped) == 16
     assert ("MBConv", "features.1.0") in seen
+    assert ("Conv2dNormActivation", "features.0") in seen and ("Conv2dNormActivation", "features.8") in seen
     assert isinstance(conv.features[2][0], enn.MBConv) and not isinstance(conv.features[3][0], enn.MBConv)
-    assert "2 converted, 14 left" in str(report)
+    assert type(conv.features[0]) is Conv2dNormActivation and type(conv.features[8]) is Conv2dNormActivation
+    assert "2 converted, 16 left" in str(report)
 
 
 def test_unsupported_blocks_are_reported_and_left():
@@ -214,6 +256,36 @@ def test_unsupported_blocks_are_reported_and_left():
     reasons = [why for _, _, why in conv.effkernels_report.skipped]
     assert reasons and all("dilation" in why for why in reasons)
     assert conv.effkernels_report.converted
+
+
+def test_conv_norm_activation_outside_blocks():
+    """Top-level Conv2dNormActivation layers: dense (with a conv bias), strided 1x1 and depthwise
+    ones are converted; dilated, grouped, non-BN and unsupported-activation ones are left with the
+    reason, and a left layer is not looked inside."""
+    layers = [
+        Conv2dNormActivation(3, 16, 3, 2, bias=True),                                   # 0 dense + bias
+        Conv2dNormActivation(16, 16, 3, 1, groups=16, activation_layer=nn.ReLU6),       # 1 depthwise
+        Conv2dNormActivation(16, 16, 3, 1, dilation=2),                                 # 2 left: dilation
+        Conv2dNormActivation(16, 16, 3, 1, groups=4),                                   # 3 left: grouped
+        Conv2dNormActivation(16, 16, 1, activation_layer=nn.GELU, inplace=None),        # 4 left: GELU
+        Conv2dNormActivation(16, 16, 3, norm_layer=lambda c: nn.GroupNorm(4, c)),       # 5 left: GroupNorm
+        Conv2dNormActivation(16, 24, 1, 2, activation_layer=nn.Hardswish),              # 6 1x1 stride 2: dense
+        Conv2dNormActivation(24, 8, 1, activation_layer=None, bias=True),               # 7 pointwise + bias
+    ]
+    model = nn.Sequential(*layers)
+    x = torch.randn(2, 3, 15, 14)
+    model, conv = check_eval(model, "eager", x)
+    report = conv.effkernels_report
+    assert [(fqn, dst.rsplit(".", 1)[1]) for fqn, _, dst in report.converted] == [
+        ("0", "ConvBNAct"), ("1", "FusedDWConvBNAct"), ("6", "ConvBNAct"), ("7", "PointwiseConvBNAct")]
+    reasons = {fqn: why for fqn, _, why in report.skipped}
+    assert list(reasons) == ["2", "3", "4", "5"]
+    assert "dilation (2, 2)" in reasons["2"] and "grouped conv (groups=4" in reasons["3"]
+    assert "GELU" in reasons["4"] and "GroupNorm" in reasons["5"]
+    assert "0.bias" in conv[0].state_dict() and "0.bias" in conv[7].state_dict()
+    check_round_trip(model, conv, x)
+    model.train(), conv.train()
+    torch.testing.assert_close(conv(x), model(x), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("backend", ["eager", "cpu"])

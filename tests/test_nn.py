@@ -14,7 +14,7 @@ import effkernels.nn as enn
 from helpers import assert_close_to_ref
 
 tv_eff = pytest.importorskip("torchvision.models.efficientnet")
-from torchvision.ops.misc import SqueezeExcitation  # noqa: E402
+from torchvision.ops.misc import Conv2dNormActivation, SqueezeExcitation  # noqa: E402
 
 
 def backend_or_skip(name, op="mbconv_forward"):
@@ -251,6 +251,66 @@ def test_pointwise_conv_bn_act(backend, act):
         assert_close_to_ref(ours.eval()(x), ref_mod.double()(x.double()), torch.float32)
 
 
+_ACT_LAYERS = {"none": None, "relu": nn.ReLU, "relu6": nn.ReLU6, "silu": nn.SiLU, "hardswish": nn.Hardswish}
+
+
+def tv_cna(cin, cout, k, stride, act, bias=False):
+    return randomize_bn_(Conv2dNormActivation(cin, cout, k, stride, activation_layer=_ACT_LAYERS[act], bias=bias))
+
+
+@pytest.mark.parametrize("k,stride,act,cin,cout,hw", [(3, 2, "silu", 3, 32, (17, 16)), (5, 1, "hardswish", 8, 12, (9, 7)),
+                                                      (3, 1, "relu6", 4, 8, (6, 6)), (1, 2, "none", 8, 16, (7, 9))])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv_bn_act_matches_conv2d_norm_activation(k, stride, act, cin, cout, hw, dtype, channels_last):
+    """Dense conv (F.conv2d on the folded weight) + in-place activation against torchvision's
+    Conv2dNormActivation in float64; same keys; train mode is exactly the eager math."""
+    tv = tv_cna(cin, cout, k, stride, act)
+    ours = enn.ConvBNAct(cin, cout, k, stride, activation=act, backend="eager")
+    assert list(tv.state_dict()) == list(ours.state_dict())
+    ours.load_state_dict(tv.state_dict(), strict=True)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    ours.to(dtype=dtype, memory_format=fmt)
+    x = torch.randn(2, cin, *hw).to(memory_format=fmt)
+    with torch.no_grad():
+        out = ours.eval()(x.to(dtype))
+        assert out.dtype == dtype
+        if channels_last:
+            assert out.is_contiguous(memory_format=torch.channels_last)
+        assert_close_to_ref(out, copy.deepcopy(tv).eval().double()(x.double()), dtype)
+    if dtype == torch.float32:
+        ours.train(), tv.to(memory_format=fmt).train()
+        torch.testing.assert_close(ours(x), tv(x), rtol=0, atol=0)
+        torch.testing.assert_close(ours[1].running_mean, tv[1].running_mean, rtol=0, atol=0)
+
+
+def test_conv_bn_act_conv_bias_autocast_and_refold():
+    """A conv bias is folded too; autocast runs in the autocast dtype; new weights refold."""
+    tv = tv_cna(3, 16, 3, 2, "silu", bias=True).eval()
+    ours = enn.ConvBNAct(3, 16, 3, 2, bias=True).eval()
+    ours.load_state_dict(tv.state_dict(), strict=True)
+    x = torch.randn(2, 3, 12, 12)
+    with torch.no_grad():
+        assert_close_to_ref(ours(x), tv.double()(x.double()), torch.float32)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = ours(x)
+        assert out.dtype == torch.bfloat16
+        assert_close_to_ref(out, tv(x.double()), torch.bfloat16)
+        tv2 = tv_cna(3, 16, 3, 2, "silu", bias=True).eval()
+        ours.load_state_dict(tv2.state_dict())
+        assert_close_to_ref(ours(x), tv2.double()(x.double()), torch.float32, what="after load_state_dict")
+
+
+def test_conv_bn_act_torch_compile():
+    tv = tv_cna(3, 16, 3, 2, "silu").eval()
+    ours = enn.ConvBNAct(3, 16, 3, 2).eval()
+    ours.load_state_dict(tv.state_dict())
+    compiled = torch.compile(ours, fullgraph=True)
+    x = torch.randn(2, 3, 10, 10)
+    with torch.no_grad():
+        assert_close_to_ref(compiled(x), tv.double()(x.double()), torch.float32)
+
+
 def test_bad_arguments_name_the_argument():
     with pytest.raises(ValueError, match="backend"):
         enn.MBConv(16, 16, 6, 3, 1, backend="tpu")
@@ -264,6 +324,10 @@ def test_bad_arguments_name_the_argument():
         enn.MBConv(16, 16, 6, 3, 1, stochastic_depth_prob=1.5)
     with pytest.raises(ValueError, match="gate"):
         enn.SqueezeExcite(16, 4, gate="tanh")
+    with pytest.raises(ValueError, match="activation"):
+        enn.ConvBNAct(3, 16, 3, 2, activation="gelu")
+    with pytest.raises(ValueError, match="backend"):
+        enn.ConvBNAct(3, 16, 3, 2, backend="tpu")
 
 
 def test_unavailable_backend_says_why():

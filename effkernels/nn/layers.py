@@ -19,7 +19,7 @@ from ..ops.mbconv import mbconv
 from ..ops.pointwise_conv import pointwise_conv
 from ..ops.squeeze_excite import squeeze_excite
 
-__all__ = ["FusedDWConvBNAct", "PointwiseConvBNAct", "SqueezeExcite", "MBConv", "StochasticDepth", "make_divisible"]
+__all__ = ["ConvBNAct", "FusedDWConvBNAct", "PointwiseConvBNAct", "SqueezeExcite", "MBConv", "StochasticDepth", "make_divisible"]
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:
@@ -64,7 +64,7 @@ class FusedDWConvBNAct(FoldedModule, nn.Sequential):
         return (self.kernel_size - 1) // 2 if self.padding == "symmetric" else "same"
 
     def _fold(self):
-        return fold_bn(self[0].weight, self[1])
+        return fold_bn(self[0].weight, self[1], self[0].bias)  # bias: a converted conv may have one
 
     def forward_eager(self, x):
         if self.padding == "same":
@@ -94,7 +94,7 @@ class PointwiseConvBNAct(FoldedModule, nn.Sequential):
             self.add_module("2", act)
 
     def _fold(self):
-        w, b = fold_bn(self[0].weight, self[1])
+        w, b = fold_bn(self[0].weight, self[1], self[0].bias)  # bias: a converted conv may have one
         return _matrix(w), b
 
     def forward_eager(self, x):
@@ -103,6 +103,61 @@ class PointwiseConvBNAct(FoldedModule, nn.Sequential):
     def forward_fused(self, x, folded):
         w, b = folded
         return pointwise_conv(x, w, b, self.activation, backend=self.backend)
+
+
+def _act_(y: torch.Tensor, activation: str) -> torch.Tensor:
+    """The activation, in place on a fresh conv output."""
+    if activation == "relu":
+        return torch.relu_(y)
+    if activation == "relu6":
+        return F.relu6(y, inplace=True)
+    if activation == "silu":
+        return F.silu(y, inplace=True)
+    if activation == "hardswish":
+        return F.hardswish(y, inplace=True)
+    return y
+
+
+class ConvBNAct(FoldedModule, nn.Sequential):
+    """Dense k x k conv (groups 1) -> BatchNorm -> activation, keys like torchvision's
+    Conv2dNormActivation: 0 (conv; 0.bias when bias=True), 1 (bn), 2 (activation, absent for "none").
+    EfficientNet / MobileNet stems (3x3 stride 2, 3 -> 32) are this layer.
+
+    There is no custom kernel for a dense conv: in eval mode the layer runs F.conv2d on the
+    BN-folded weight and bias (folded once and cached, see FoldedModule), so ATen's conv (cuDNN,
+    oneDNN, ...) does the work, then the activation in place on its output. That removes the
+    separate BatchNorm pass. `backend` is only validated (check_backend), so this layer takes the
+    same argument as the others; the dense conv always runs through ATen, whatever the backend.
+    padding: as nn.Conv2d's (default (k - 1) // 2).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=None, *,
+                 activation: str = "silu", bias: bool = False, bn_eps: float = 1e-5, bn_momentum: float = 0.1,
+                 backend: str = "auto"):
+        nn.Sequential.__init__(self)
+        self._init_folding(backend)
+        if activation != "none":
+            act = activation_module(activation, "activation", CONV_ACTIVATIONS)
+        self.activation = activation
+        if padding is None:
+            k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+            padding = ((k[0] - 1) // 2, (k[1] - 1) // 2)
+        self.add_module("0", nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias))
+        self.add_module("1", nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum))
+        if activation != "none":
+            self.add_module("2", act)
+
+    def _fold(self):
+        return fold_bn(self[0].weight, self[1], self[0].bias)
+
+    def forward_eager(self, x):
+        return nn.Sequential.forward(self, x)
+
+    def forward_fused(self, x, folded):
+        w, b = folded
+        conv = self[0]
+        y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
+        return _act_(y, self.activation)
 
 
 class SqueezeExcite(FoldedModule):
