@@ -3,6 +3,8 @@
 - op:    depthwise conv + BN + SiLU over each distinct depthwise layer shape of EfficientNet-B{phi}
          (torch.nn Conv2d(groups=C) + BatchNorm2d + SiLU), and squeeze-excitation alone on the
          depthwise output of the same layers (torch.nn, same layout as torchvision's SqueezeExcitation);
+         and the expand / project 1x1 convs of the MBConv blocks ("pointwise": the fused 1x1 GEMM
+         against torch.matmul of the same GEMM without the fusion, see PointwiseGemm);
 - block: the first MBConv of every stage (torchvision MBConv);
 - model: EfficientNet-B{phi} inference (torchvision efficientnet_b{phi}; timm efficientnet_b{phi} when
          torchvision is not installed).
@@ -11,18 +13,20 @@ Shapes come from effkernels.scaling.block_shapes at the paper resolution (or --b
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from effkernels import scaling
+from effkernels.reference import pointwise_conv_ref
 
 
 @dataclass(frozen=True)
 class Case:
     level: str
-    kind: str          # dwconv | se | mbconv | efficientnet
+    kind: str          # dwconv | se | pointwise | mbconv | efficientnet
     phi: int
     resolution: int
     id: str            # the pytest id and the report's row name
@@ -58,8 +62,34 @@ def op_cases(phis, batch: int, max_shapes: int, resolution: int):
             out.append(Case("op", "se", phi, res, f"b{phi}-se-c{c}-{b.out_hw}-r{b.squeeze_channels}",
                             f"SE N={batch} C={c} {b.out_hw}x{b.out_hw} squeeze={b.squeeze_channels}",
                             (("c", c), ("hw", b.out_hw), ("s", b.squeeze_channels))))
+        out += pointwise_cases(phi, res, batch, max_shapes)
     # one SE case per distinct shape (two depthwise layers can share an output shape)
     return list({c.id: c for c in out}.values())
+
+
+def pointwise_cases(phi: int, res: int, batch: int, max_shapes: int):
+    """The expand and project 1x1 convs of B{phi}'s blocks: distinct shapes, heaviest (GEMM FLOPs)
+    first, at most max_shapes of each (0 = all). The eager baseline is the plain GEMM (PointwiseGemm)."""
+    expand, project = set(), set()  # (c_in, c_out, hw[, residual]) of each 1x1 conv
+    for b in scaling.block_shapes(phi, res):
+        if b.expand_ratio != 1:
+            expand.add((b.in_channels, b.expanded_channels, b.in_hw))
+        project.add((b.expanded_channels, b.out_channels, b.out_hw, b.residual))
+    out = []
+    for role, shapes in (("expand", expand), ("project", project)):
+        keys = sorted(shapes, key=lambda k: (-k[0] * k[1] * k[2] ** 2, k))
+        for key in keys[:max_shapes or None]:
+            cin, cout, hw = key[:3]
+            residual = role == "project" and key[3]
+            m = batch * hw * hw
+            fused = ("GEMM+bias+SiLU" if role == "expand"
+                     else "(x*SE scale) GEMM+bias" + ("+residual" if residual else ""))
+            out.append(Case("op", "pointwise", phi, res,
+                            f"b{phi}-pw-{role}-{cin}x{hw}-{cout}" + ("-res" if residual else ""),
+                            f"pw-{role} N={batch} {cin}->{cout} {hw}x{hw}: fused {fused} vs eager = plain matmul "
+                            f"[{m},{cin}]x[{cin},{cout}], no bias/act",
+                            (("role", role), ("cin", cin), ("cout", cout), ("hw", hw), ("residual", residual))))
+    return out
 
 
 def block_cases(phis, batch: int, max_blocks: int, resolution: int):
@@ -104,6 +134,54 @@ class SqueezeExcitation(nn.Module):
         return x * self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
 
 
+class PointwiseGemm(nn.Module):
+    """The pointwise op case: one 1x1 conv of an MBConv block.
+
+    forward() is the eager baseline, and it does LESS work than the fused op: the plain GEMM
+    x[N*H*W, C_in] @ weight.t() on the channels_last input viewed as 2-d (no copy), with no bias,
+    activation, SE scale or residual; a contiguous (NCHW) input is multiplied as weight @ x[N, C_in, H*W],
+    also without a copy. So "vs eager" on these cases reads "how close is the fused GEMM to the
+    library's plain GEMM (cuBLAS / oneDNN)".
+    fused_reference() is what the fused providers compute, effkernels.reference.pointwise_conv_ref:
+    expand: silu(conv1x1(x) + bias); project: conv1x1(x * scale) + bias (+ residual).
+    The bias, the SE scale (fp32, [N, C_in], as the op takes it) and the residual are buffers, so the
+    baseline's byte count (parameters only) leaves them out; fused_extra_bytes() adds them.
+    """
+
+    def __init__(self, role: str, cin: int, cout: int, batch: int, hw: int, residual: bool):
+        super().__init__()
+        self.activation = "silu" if role == "expand" else "none"
+        self.weight = nn.Parameter(torch.randn(cout, cin) / math.sqrt(cin))
+        self.register_buffer("bias", torch.randn(cout) * 0.1)
+        self.register_buffer("scale", torch.rand(batch, cin) if role == "project" else None)
+        self.register_buffer("residual", torch.randn(batch, cout, hw, hw) if residual else None)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        if x.is_contiguous(memory_format=torch.channels_last):
+            return torch.matmul(x.permute(0, 2, 3, 1).view(n * h * w, c), self.weight.t())
+        return torch.matmul(self.weight, x.view(n, c, h * w))
+
+    def fused_inputs(self, dtype):
+        """(weight, bias, scale, residual) as effkernels.ops.pointwise_conv takes them for x of `dtype`."""
+        scale = None if self.scale is None else self.scale.float()
+        return self.weight.to(dtype), self.bias.to(dtype), scale, self.residual
+
+    def fused_reference(self, x):
+        """The fused op's math in x's dtype (called in fp64 for the check, in the run's dtype for the
+        eager error that sets the tolerance)."""
+        w, b, scale, res = self.fused_inputs(x.dtype)
+        if scale is not None and x.dtype == torch.float64:
+            scale = scale.double()
+        return pointwise_conv_ref(x, w, b, self.activation, scale, None if res is None else res.to(x.dtype))
+
+    def fused_extra_bytes(self, dtype) -> int:
+        """Bytes the fused op reads beyond the GEMM's input and weight: bias, fp32 scale, residual."""
+        n = self.bias.numel() * dtype.itemsize
+        n += 0 if self.scale is None else self.scale.numel() * 4
+        return n + (0 if self.residual is None else self.residual.numel() * dtype.itemsize)
+
+
 @functools.lru_cache(maxsize=None)
 def _model_source():
     """(library name, builder(phi) -> nn.Module) for the eager EfficientNet, or (None, reason)."""
@@ -129,6 +207,10 @@ def build(case: Case, batch: int):
     if case.kind == "se":
         c = case.param("c")
         return SqueezeExcitation(c, case.param("s")), (batch, c, case.param("hw"), case.param("hw")), "torch.nn"
+    if case.kind == "pointwise":
+        cin, hw = case.param("cin"), case.param("hw")
+        m = PointwiseGemm(case.param("role"), cin, case.param("cout"), batch, hw, case.param("residual"))
+        return m, (batch, cin, hw, hw), "torch.matmul (plain GEMM)"
     if case.kind == "mbconv":
         try:
             from torchvision.models.efficientnet import MBConv, MBConvConfig  # noqa: PLC0415

@@ -23,7 +23,8 @@ OPTIONS = (
     ("batch", "EFFK_BENCH_BATCH", "batch size of every level (quick: 2; full: 8)"),
     ("dtype", "EFFK_BENCH_DTYPE", "bf16 | fp16 | fp32 (default: bf16 on a GPU, fp32 on the CPU)"),
     ("layout", "EFFK_BENCH_LAYOUT", "channels_last (default) | contiguous"),
-    ("op-shapes", "EFFK_BENCH_OP_SHAPES", "depthwise shapes per phi at the op level, heaviest first; 0 = every "
+    ("op-shapes", "EFFK_BENCH_OP_SHAPES", "op-level shapes per phi, heaviest first: depthwise layers (dwconv and SE "
+                                          "cases), and expand / project 1x1 convs each (pointwise cases); 0 = every "
                                           "distinct one (quick: 2; full: 0)"),
     ("blocks", "EFFK_BENCH_BLOCKS", "stage-first MBConv blocks per phi, heaviest first; 0 = all 7 (quick: 1; full: 0)"),
     ("resolution", "EFFK_BENCH_RESOLUTION", "input resolution for every phi (default: each variant's paper resolution)"),

@@ -9,10 +9,14 @@ Timing (pytest-benchmark pedantic mode, medians):
   the CPU's L3), so no timed call reads an input still cached by the previous one.
 Correctness: every provider's output on the first input is compared with a higher-precision eager
 reference (fp64 for fp32 runs, fp32 without TF32 otherwise); a provider fails when its relative
-error exceeds max(TOL[dtype], 2 x eager's own error) and is then not timed.
+error exceeds max(TOL[dtype], 2 x eager's own error) and is then not timed. Where the eager baseline
+computes less than the fused op (the pointwise cases: eager is the plain GEMM), the case's module
+says so with fused_reference(): the fused providers are checked against that function and eager and
+compile against the baseline's (CaseState.target).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import functools
@@ -23,6 +27,7 @@ import os
 import platform
 import time
 import zlib
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -139,22 +144,52 @@ class CaseState:
         x0 = self.ring[0]
         # Reference one precision up; TF32 off so the fp32 reference really is fp32.
         ref_dtype = torch.float64 if dtype == torch.float32 else torch.float32
-        tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-        try:
-            self.ref = copy.deepcopy(module).to(ref_dtype)(x0.to(ref_dtype))
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        with _no_tf32():
+            ref = copy.deepcopy(module).to(ref_dtype)(x0.to(ref_dtype))
         eager = copy.deepcopy(module).to(dtype)
         from torch.utils.flop_counter import FlopCounterMode  # noqa: PLC0415
         with FlopCounterMode(display=False) as fc:
             out = eager(x0)
         self.flops = fc.get_total_flops()
-        self.eager_err = _rel_err(out, self.ref)
-        self.tol = max(TOL[dtype], 2 * self.eager_err)
         weights = sum(p.numel() for p in module.parameters()) * dtype.itemsize
-        self.bytes = x0.numel() * dtype.itemsize + weights + out.numel() * dtype.itemsize
-        self.out_shape = tuple(out.shape)
+        in_out = (x0.numel() + out.numel()) * dtype.itemsize
+        self.baseline = Target(ref, tuple(out.shape), _rel_err(out, ref), in_out + weights)
+        # The fused providers compute the same function as eager, unless the case's module defines
+        # fused_reference (pointwise: eager is the plain GEMM, the fused op adds bias, activation, SE
+        # scale, residual); then they are checked against that, one precision up, with its own
+        # eager error and byte count.
+        self.fused = self.baseline
+        if hasattr(module, "fused_reference"):
+            with _no_tf32():
+                fref = copy.deepcopy(module).to(ref_dtype).fused_reference(x0.to(ref_dtype))
+            own = eager.fused_reference(x0)
+            self.fused = Target(fref, tuple(own.shape), _rel_err(own, fref),
+                                in_out + weights + module.fused_extra_bytes(dtype))
+        for t in {id(t): t for t in (self.baseline, self.fused)}.values():
+            t.tol = max(TOL[dtype], 2 * t.eager_err)
+
+    def target(self, provider: str) -> Target:
+        """What `provider`'s output is checked against and how many bytes it moves."""
+        return self.fused if provider in FUSED else self.baseline
+
+
+@dataclass
+class Target:
+    ref: torch.Tensor      # the reference output, one precision up
+    out_shape: tuple
+    eager_err: float       # the same function in eager PyTorch, in the run's dtype, vs ref
+    bytes: int             # inputs and weights read once + output written once
+    tol: float = 0.0       # max(TOL[dtype], 2 x eager_err)
+
+
+@contextlib.contextmanager
+def _no_tf32():
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 _last = {}
@@ -200,6 +235,10 @@ def _fused_op(case, module, backend: str, dtype):
         w, b = w.to(dtype), b.to(dtype)
         stride, pad = conv.stride[0], conv.padding[0]
         return lambda x: effkernels.ops.dwconv_bn_act(x, w, b, stride, pad, "silu", backend=backend)
+    if case.kind == "pointwise":  # no BN here: random weight and bias, the SE scale and residual fixed per case
+        w, b, scale, res = module.fused_inputs(dtype)
+        act = module.activation
+        return lambda x: effkernels.ops.pointwise_conv(x, w, b, act, scale, res, backend=backend)
     w1, b1 = module.fc1.weight[:, :, 0, 0].to(dtype), module.fc1.bias.to(dtype)
     w2, b2 = module.fc2.weight[:, :, 0, 0].to(dtype), module.fc2.bias.to(dtype)
     return lambda x: effkernels.ops.squeeze_excite(x, w1, b1, w2, b2, backend=backend)
@@ -256,16 +295,17 @@ def run(benchmark, case, provider: str, cfg, record_wrong) -> None:
     _sync(dev)
     compile_s = time.perf_counter() - t0
 
-    err = _rel_err(out, state.ref) if tuple(out.shape) == state.out_shape else math.inf
+    target = state.target(provider)
+    err = _rel_err(out, target.ref) if tuple(out.shape) == target.out_shape else math.inf
     extra = dict(level=case.level, phi=case.phi, model=f"B{case.phi}", resolution=case.resolution, case=case.id,
                  shape=case.shape, kind=case.kind, provider=provider, dtype=cfg.dtype, layout=cfg.layout,
-                 batch=cfg.batch, baseline=state.source, device=info["name"], bytes=state.bytes, flops=state.flops,
-                 rel_err=err, eager_rel_err=state.eager_err, tol=state.tol, compile_s=round(compile_s, 4))
+                 batch=cfg.batch, baseline=state.source, device=info["name"], bytes=target.bytes, flops=state.flops,
+                 rel_err=err, eager_rel_err=target.eager_err, tol=target.tol, compile_s=round(compile_s, 4))
     del out
-    if not err <= state.tol:
+    if not err <= target.tol:
         record_wrong(dict(extra, status="wrong"))
         pytest.fail(f"WRONG: {provider} on {case.id}: relative error {err:.3e} vs the reference > tolerance "
-                    f"{state.tol:.1e} (eager's own error {state.eager_err:.1e}); not timed", pytrace=False)
+                    f"{target.tol:.1e} (eager's own error {target.eager_err:.1e}); not timed", pytrace=False)
 
     cycle = itertools.cycle(ring)
 
@@ -295,7 +335,7 @@ def run(benchmark, case, provider: str, cfg, record_wrong) -> None:
     benchmark.pedantic(call, rounds=rounds, iterations=iterations, warmup_rounds=1)
     median = benchmark.stats.stats.median
     bw = info["copy_bw_gbps"]
-    gbps = state.bytes / median / 1e9
+    gbps = target.bytes / median / 1e9
     extra.update(status="ok", median_s=median, gbps=round(gbps, 2), tflops=round(state.flops / median / 1e12, 4),
                  copy_bw_gbps=bw, pct_copy_bw=round(100 * gbps / bw, 2),
                  peak_mem_mb=None if peak is None else round(peak / 2 ** 20, 2),

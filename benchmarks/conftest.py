@@ -137,7 +137,7 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is None or item.nodeid in st["outcomes"]:
         return
     case, provider = st["items"][item.nodeid]
-    base = dict(level=case.level, phi=case.phi, case=case.id, shape=case.shape, provider=provider)
+    base = dict(level=case.level, phi=case.phi, case=case.id, shape=case.shape, kind=case.kind, provider=provider)
     exc = call.excinfo.value
     if isinstance(exc, pytest.skip.Exception):
         st["outcomes"][item.nodeid] = dict(base, status="skipped", reason=str(exc.msg))
