@@ -1,12 +1,13 @@
 // Fused depthwise k x k conv + folded BN + activation (+ SE spatial sums) on the CPU.
-// NHWC: at::vec over channel vectors (16 fp32 lanes with AVX-512, 8 with AVX2) in L1-sized channel
-// blocks, up to 8 output columns per weight load, parallel over (batch x row tiles); SE sums reduced from per-tile partials. Row loop outside the
-// channel blocks, so an output row's k input rows are read once for all channels (stay in L2).
-// k and stride (3/5 x 1/2) are compile-time on the fast path: interior columns walk each input column
-// once with an advancing pointer (runtime-stride addressing spilled per-tap offsets to the stack).
+// NHWC: parallel over (batch x row tiles); each task streams its input rows once into a ring of fp32
+// row buffers (padding as zero columns), then computes an output row channel vector by channel vector
+// (16 fp32 lanes with AVX-512, 8 with AVX2), up to 8 output columns per weight load, with k and stride
+// compile-time (see dw_nhwc). SE sums are reduced from per-tile partials.
 // NCHW: one (n, c) plane per task, scalar fp32 loops (correct, not the fast path).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <vector>
 
 #include "vec.h"
 
@@ -17,14 +18,14 @@ struct Geom {
   int64_t N, C, H, W, OH, OW, stride, pad_t, pad_l, k;
 };
 
-// P (8, 4, 2 or 1) output columns starting at ow of one row, channels [c, c + kVec): conv, bias, activation,
-// store, and add to the SE partial sums. Each weight vector loaded feeds P FMAs. CHECK: test columns
-// against the input (border); FULL: all kVec channels valid. K = 0: k = g.k at run time.
-template <typename T, int K, int S, bool FULL, int P, bool CHECK>
-inline void pixels(const T* const* rows, const float* wc, int64_t Cp, const float* bc, T* out_c, float* part_c,
-                   const Geom& g, int64_t c, int nc, int64_t ow, int act) {
-  const int k = K ? K : static_cast<int>(g.k);
-  const int64_t stride = S ? S : g.stride;
+// P (8, 4, 2 or 1) output columns of one output row and one channel vector: conv, bias, activation,
+// store, and add to the SE partial sums. rows[kh] points at the group's first input column in the row
+// buffer (nullptr: a row of zero padding); buffer columns are kVec floats apart. k and stride are
+// compile-time, so the P*S+K-1 input columns of a kernel row are walked once with one advancing pointer,
+// each loaded once and fed to every (i, kw) tap that reads it; weights and accumulators stay in registers.
+template <typename T, int K, int S, int P>
+inline void pixels(const float* const* rows, const float* wc, int64_t Cp, const float* bc, T* out_c, int64_t C,
+                   float* part_c, int nc, int act) {
   // R independent partial sums per column (kernel row kh feeds acc[kh % R]): with few columns a group
   // is a chain of k*k dependent FMAs, latency-bound; R*P >= 8 chains keep both FMA pipes busy.
   constexpr int R = P >= 8 ? 1 : (8 / P < 4 ? 8 / P : 4);
@@ -35,101 +36,97 @@ inline void pixels(const T* const* rows, const float* wc, int64_t Cp, const floa
 #pragma GCC unroll 4
     for (int r = 1; r < R; ++r) acc[r][i] = Vec(0.f);
   }
-  const int64_t iw0 = ow * stride - g.pad_l;
-  if constexpr (K > 0 && S > 0 && FULL && !CHECK) {
-    // Interior columns, compile-time k and stride: walk the P*S+K-1 input columns of each kernel row
-    // once with one advancing pointer, loading each column vector once and feeding every (i, kw) tap
-    // that reads it. Keeps the K row weights and P accumulators in registers; no per-tap offsets.
 #pragma GCC unroll 7
-    for (int kh = 0; kh < K; ++kh) {
-      if (!rows[kh]) continue;
-      Vec wv[K];
+  for (int kh = 0; kh < K; ++kh) {
+    if (!rows[kh]) continue;
+    Vec wv[K];
 #pragma GCC unroll 7
-      for (int kw = 0; kw < K; ++kw) wv[kw] = Vec::loadu(wc + (kh * K + kw) * Cp);
-      const T* q = rows[kh] + c + iw0 * g.C;
+    for (int kw = 0; kw < K; ++kw) wv[kw] = Vec::loadu(wc + (kh * K + kw) * Cp);
+    const float* q = rows[kh];
 #pragma GCC unroll 64
-      for (int j = 0; j < P * S + K - 1; ++j) {
-        const Vec v = load_f(q);
-        q += g.C;
+    for (int j = 0; j < P * S + K - 1; ++j) {
+      const Vec v = Vec::loadu(q);
+      q += kVec;
 #pragma GCC unroll 7
-        for (int kw = 0; kw < K; ++kw) {
-          const int d = j - kw;
-          if (d >= 0 && d % S == 0 && d / S < P) acc[kh % R][d / S] = at::vec::fmadd(v, wv[kw], acc[kh % R][d / S]);
-        }
+      for (int kw = 0; kw < K; ++kw) {
+        const int d = j - kw;
+        if (d >= 0 && d % S == 0 && d / S < P) acc[kh % R][d / S] = at::vec::fmadd(v, wv[kw], acc[kh % R][d / S]);
       }
     }
-  } else {
-#pragma GCC unroll 7
-    for (int kh = 0; kh < k; ++kh) {
-      if (!rows[kh]) continue;
-      const T* r = rows[kh] + c;
-#pragma GCC unroll 7
-      for (int kw = 0; kw < k; ++kw) {
-        const Vec wv = Vec::loadu(wc + (kh * k + kw) * Cp);
-#pragma GCC unroll 8
-        for (int i = 0; i < P; ++i) {
-          const int64_t iw = iw0 + i * stride + kw;
-          if (CHECK && (iw < 0 || iw >= g.W)) continue;
-          const T* q = r + iw * g.C;
-          acc[kh % R][i] = at::vec::fmadd(FULL ? load_f(q) : load_f(q, nc), wv, acc[kh % R][i]);
-        }
-      }
-    }
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < P; ++i) {
-#pragma GCC unroll 4
-    for (int r = 1; r < R; ++r) acc[0][i] = acc[0][i] + acc[r][i];
   }
   Vec sum(0.f);
 #pragma GCC unroll 8
   for (int i = 0; i < P; ++i) {
+#pragma GCC unroll 4
+    for (int r = 1; r < R; ++r) acc[0][i] = acc[0][i] + acc[r][i];
     const Vec v = act_vec(acc[0][i], act);
-    store_f(out_c + (ow + i) * g.C, v, nc);
+    store_f(out_c + i * C, v, nc);
     sum = sum + v;
   }
   if (part_c) (Vec::loadu(part_c) + sum).store(part_c);
 }
 
-// Tasks are (n, row tile). Channels go in blocks of 64 so the input rows a block reads (k rows x a
-// few columns x 256 B) and its weights stay in L1 while up to 8 output columns are produced at a time.
+// Tasks are (n, row tile). Each task keeps a ring of the K input rows its current output row reads,
+// converted to fp32 and laid out [C / kVec][Wp][kVec] with zero columns for the padding: a row is
+// loaded once, in one linear pass over memory (the hardware prefetchers follow that; the column walks
+// over strided 64-channel slices they did not, and cold stride-2 layers ran at a third of the copy
+// bandwidth), and every column walk after that reads contiguous fp32 from L1/L2 with no border checks.
 template <typename T, int K, int S>
 void dw_nhwc(const T* x, T* out, const float* wpk, const float* bpk, float* partial, const Geom& g, int64_t Cp,
              int64_t tiles, int64_t rows_per_tile, int act) {
-  constexpr int64_t kBlock = 64;
-  const int k = K ? K : static_cast<int>(g.k);
-  // Output columns whose whole window lies inside the input: no column checks there.
-  const int64_t ow_lo = std::min(g.OW, (g.pad_l + g.stride - 1) / g.stride);
-  const int64_t ow_hi = std::max(ow_lo, std::min(g.OW, g.W - k + g.pad_l >= 0 ? (g.W - k + g.pad_l) / g.stride + 1 : 0));
+  const int64_t Cv = Cp / kVec;
+  // Input column iw sits at buffer column iw + pad_l; output column ow's window starts at ow * S.
+  const int64_t Wp = std::max(g.W + g.pad_l, (g.OW - 1) * S + K);
+  const int64_t slot_size = Cv * Wp * kVec;
   at::parallel_for(0, g.N * tiles, 1, [&](int64_t u0, int64_t u1) {
+    std::vector<float> ring(static_cast<size_t>(K * slot_size), 0.f);  // padding columns stay zero
+    int64_t slot_row[K];
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t n = u / tiles, tile = u % tiles;
       const int64_t oh0 = tile * rows_per_tile, oh1 = std::min(g.OH, oh0 + rows_per_tile);
+      std::fill(slot_row, slot_row + K, int64_t(-1));
       float* part = partial ? partial + u * Cp : nullptr;
       if (part) std::fill(part, part + Cp, 0.f);
       for (int64_t oh = oh0; oh < oh1; ++oh) {
-        const T* rows[7];
-        for (int kh = 0; kh < k; ++kh) {
-          const int64_t ih = oh * g.stride - g.pad_t + kh;
-          rows[kh] = (ih >= 0 && ih < g.H) ? x + ((n * g.H + ih) * g.W) * g.C : nullptr;
+        const float* rows[K];
+        for (int kh = 0; kh < K; ++kh) {
+          const int64_t ih = oh * S - g.pad_t + kh;
+          rows[kh] = nullptr;
+          if (ih < 0 || ih >= g.H) continue;
+          float* buf = ring.data() + (ih % K) * slot_size;
+          if (slot_row[ih % K] != ih) {
+            slot_row[ih % K] = ih;
+            const T* src = x + ((n * g.H + ih) * g.W) * g.C;
+            for (int64_t iw = 0; iw < g.W; ++iw, src += g.C) {
+              float* dst = buf + (iw + g.pad_l) * kVec;
+              int64_t c = 0;
+              for (; c + kVec <= g.C; c += kVec, dst += Wp * kVec) load_f(src + c).store(dst);
+              if (c < g.C) load_f(src + c, static_cast<int>(g.C - c)).store(dst);
+            }
+          }
+          rows[kh] = buf;
+        }
+        // Fetch the input rows the next output row adds while this one computes (only the loads above
+        // reach DRAM; without this the memory sat idle during the compute).
+        if (oh + 1 < oh1) {
+          for (int64_t ih = (oh + 1) * S - g.pad_t + K - S; ih < (oh + 1) * S - g.pad_t + K; ++ih) {
+            if (ih < 0 || ih >= g.H) continue;
+            const char* p = reinterpret_cast<const char*>(x + ((n * g.H + ih) * g.W) * g.C);
+            for (int64_t b = 0; b < g.W * g.C * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(p + b, 0, 2);
+          }
         }
         T* orow = out + ((n * g.OH + oh) * g.OW) * g.C;
-        for (int64_t cb = 0; cb < g.C; cb += kBlock) {
-          const int64_t ce = std::min(g.C, cb + kBlock);
-          auto run = [&](auto p, auto check, int64_t ow) {
-            constexpr int P = decltype(p)::value;
-            constexpr bool CHECK = decltype(check)::value;
-            for (int64_t c = cb; c < ce; c += kVec) {
-              const int nc = static_cast<int>(std::min<int64_t>(kVec, g.C - c));
-              float* pc = part ? part + c : nullptr;
-              if (nc == kVec) pixels<T, K, S, true, P, CHECK>(rows, wpk + c, Cp, bpk + c, orow + c, pc, g, c, nc, ow, act);
-              else pixels<T, K, S, false, P, CHECK>(rows, wpk + c, Cp, bpk + c, orow + c, pc, g, c, nc, ow, act);
-            }
-          };
+        for (int64_t cv = 0; cv < Cv; ++cv) {
+          const int64_t c = cv * kVec;
+          const int nc = static_cast<int>(std::min<int64_t>(kVec, g.C - c));
+          const float* crow[K];
+          for (int kh = 0; kh < K; ++kh) crow[kh] = rows[kh] ? rows[kh] + cv * Wp * kVec : nullptr;
           // 8 columns at a time, then 4, 2, 1 (with R partial sums each, see pixels).
           auto group = [&](auto p, int64_t ow) {
-            if (ow >= ow_lo && ow + decltype(p)::value <= ow_hi) run(p, std::false_type{}, ow);
-            else run(p, std::true_type{}, ow);
+            constexpr int P = decltype(p)::value;
+            const float* r[K];
+            for (int kh = 0; kh < K; ++kh) r[kh] = crow[kh] ? crow[kh] + ow * S * kVec : nullptr;
+            pixels<T, K, S, P>(r, wpk + c, Cp, bpk + c, orow + ow * g.C + c, g.C, part ? part + c : nullptr, nc, act);
           };
           int64_t ow = 0;
           for (; ow + 8 <= g.OW; ow += 8) group(std::integral_constant<int, 8>{}, ow);
@@ -205,20 +202,18 @@ std::tuple<at::Tensor, at::Tensor> dwconv_bn_act_cpu(const at::Tensor& x_in, con
                                                    se_sums ? partial.mutable_data_ptr<float>() : nullptr, g, Cp, tiles,
                                                    rows_per_tile, act);
       };
-      // Stride as a compile-time constant for the B0 shapes: the input column of (output column i, tap
-      // kw) is then a constant offset, so overlapping taps share loads and addressing folds away.
-      using I3 = std::integral_constant<int, 3>;
-      using I5 = std::integral_constant<int, 5>;
-      using S1 = std::integral_constant<int, 1>;
-      using S2 = std::integral_constant<int, 2>;
-      using D = std::integral_constant<int, 0>;
-      if (k == 3 && stride == 1) run(I3{}, S1{});
-      else if (k == 3 && stride == 2) run(I3{}, S2{});
-      else if (k == 5 && stride == 1) run(I5{}, S1{});
-      else if (k == 5 && stride == 2) run(I5{}, S2{});
-      else if (k == 3) run(I3{}, D{});
-      else if (k == 5) run(I5{}, D{});
-      else run(D{}, D{});
+      // k (1, 3, 5, 7) and stride (1, 2) are compile-time: the input column of (output column i, tap kw)
+      // is then a constant offset, so overlapping taps share loads and addressing folds away.
+      auto with_stride = [&](auto kconst) {
+        if (stride == 1) run(kconst, std::integral_constant<int, 1>{});
+        else run(kconst, std::integral_constant<int, 2>{});
+      };
+      switch (k) {
+        case 1: with_stride(std::integral_constant<int, 1>{}); break;
+        case 3: with_stride(std::integral_constant<int, 3>{}); break;
+        case 5: with_stride(std::integral_constant<int, 5>{}); break;
+        default: with_stride(std::integral_constant<int, 7>{}); break;
+      }
     });
     if (se_sums) sums.copy_(partial.sum(1).narrow(1, 0, g.C));
   } else {
