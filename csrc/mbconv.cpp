@@ -65,6 +65,8 @@ Tensor mbconv_forward(const Tensor& x, const OptT& expand_w, const OptT& expand_
     const int64_t c_exp = dw_w.size(0);
     const int64_t per_sample = c_exp * std::max(x.size(2) * x.size(3), out_h * out_w) * x.element_size();
     chunk = std::clamp<int64_t>(kCpuChunkBytes / std::max<int64_t>(per_sample, 1), 1, std::max<int64_t>(x.size(0), 1));
+    const int64_t chunks = (x.size(0) + chunk - 1) / chunk;
+    chunk = (x.size(0) + chunks - 1) / chunks;  // as even as possible: 8 samples in 4 + 4, not 7 + 1
   }
   auto run = [&](const Tensor& xs) {
     return block(xs, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2,
