@@ -7,11 +7,13 @@
 # 3b which C++ exceptions crash here (benchmarks/unwind_probe.sh: the H200 error-path SIGSEGV)
 # 4 compute-sanitizer --tool memcheck on one small call per CUDA op (benchmarks/sanitize_ops.py)
 # 5 the benchmark sweep (full mode) under a time budget          -> OUTDIR/bench.json, report.md, plot.png
+# 5b B0's two heaviest blocks at batch 1 and 128: the CUDA whole-block op vs the Triton block vs eager
+#                                                               -> OUTDIR/report-blocks-b1.md, report-blocks-b128.md
 # 6 a summary table, printed last                               -> everything also in OUTDIR/log.txt
 # Every step has its own time limit taken from one overall budget (EFFK_GPU_CHECK_SECONDS, default 450),
 # a failing step is logged and the script goes on, so it always reaches the report and the summary.
 # EFFK_GPU_CHECK_DRY_RUN=1 prints the commands instead of running them (a check of this script's logic);
-# EFFK_GPU_CHECK_SKIP=build,tests,unwind,sanitizer,sweep (any of them) leaves steps out, e.g. to rerun the sweep.
+# EFFK_GPU_CHECK_SKIP=build,tests,unwind,sanitizer,sweep,blocks-b1,blocks-b128 (any of them) leaves steps out, e.g. to rerun the sweep.
 set -u
 
 if [ $# -ne 1 ]; then
@@ -120,11 +122,20 @@ fi
 # ---- 5. benchmark sweep ---------------------------------------------------------------------------
 # run.py splits its budget over its two passes (soft budget inside pytest, hard limit 60 s later) and
 # always renders what it has; the outer limit here is a last guard.
-SWEEP_LIMIT=$(limit 100000 20)
+SWEEP_LIMIT=$(limit 100000 150)
 SWEEP_BUDGET=$((SWEEP_LIMIT - 70))
 [ "$SWEEP_BUDGET" -lt 30 ] && SWEEP_BUDGET=30
 # shellcheck disable=SC2086  # SWEEP_ARGS is a list of options
 run sweep "$SWEEP_LIMIT" $PY "$REPO/benchmarks/run.py" --out "$OUT" --mode full --budget "$SWEEP_BUDGET" -- $SWEEP_ARGS
+
+# ---- 5b. blocks at batch 1 and 128 -----------------------------------------------------------------
+# Only their report.md comes back (the device tool returns at most 8 files from OUTDIR).
+for B in 1 128; do
+    run "blocks-b$B" "$(limit 65 20)" $PY "$REPO/benchmarks/run.py" --out "$OUT/blocks-b$B" --levels block \
+        --providers eager,effkernels-triton,effkernels-cuda --budget 40 -- --bench-phi 0 --bench-blocks 2 --bench-batch "$B"
+    [ -f "$OUT/blocks-b$B/report.md" ] && mv "$OUT/blocks-b$B/report.md" "$OUT/report-blocks-b$B.md"
+    rm -rf "$OUT/blocks-b$B"
+done
 
 # ---- 6. summary (last) ----------------------------------------------------------------------------
 echo
@@ -144,6 +155,9 @@ if [ -f "$OUT/bench.json" ] && [ "$DRY" != 1 ]; then
 else
     echo "no benchmark results (see $LOG)"
 fi
+for B in 1 128; do
+    [ -f "$OUT/report-blocks-b$B.md" ] && { echo "blocks at batch $B (report-blocks-b$B.md):"; grep -E '^\| (MBConv|block)' "$OUT/report-blocks-b$B.md" | head -12; }
+done
 echo "files: $(cd "$OUT" && ls | tr '\n' ' ')"
 echo "total $((SECONDS - START))s"
 exec 1>&- 2>&-
