@@ -61,10 +61,10 @@ Tensor mbconv_forward(const Tensor& x, const OptT& expand_w, const OptT& expand_
   }
 
   int64_t chunk = x.size(0);
-  if (x.is_cpu()) {
+  if (x.is_cpu() && x.size(0) > 1) {
     const int64_t c_exp = dw_w.size(0);
     const int64_t per_sample = c_exp * std::max(x.size(2) * x.size(3), out_h * out_w) * x.element_size();
-    chunk = std::clamp<int64_t>(kCpuChunkBytes / std::max<int64_t>(per_sample, 1), 1, std::max<int64_t>(x.size(0), 1));
+    chunk = std::clamp<int64_t>(kCpuChunkBytes / std::max<int64_t>(per_sample, 1), 1, x.size(0));
     const int64_t chunks = (x.size(0) + chunk - 1) / chunk;
     chunk = (x.size(0) + chunks - 1) / chunks;  // as even as possible: 8 samples in 4 + 4, not 7 + 1
   }
