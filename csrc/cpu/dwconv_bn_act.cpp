@@ -66,6 +66,20 @@ inline void pixels(const float* const* rows, const float* wc, int64_t Cp, const 
   if (part_c) (Vec::loadu(part_c) + sum).store(part_c);
 }
 
+// One input row (W pixels of C channels, NHWC) into a row buffer: channel vector cv of pixel iw goes to
+// dst + cv * cv_stride + iw * kVec, in fp32 (lanes past C zero). A function of its own with restrict
+// pointers and local sizes: inline, the stores could alias the Geom fields, which were reloaded after
+// each one (the copy ran at half the single-core read bandwidth).
+template <typename T>
+void load_row(const T* __restrict src, float* __restrict dst, const int64_t W, const int64_t C, const int64_t cv_stride) {
+  const int64_t full = C / kVec * kVec;
+  for (int64_t iw = 0; iw < W; ++iw, src += C, dst += kVec) {
+    float* d = dst;
+    for (int64_t c = 0; c < full; c += kVec, d += cv_stride) load_f(src + c).store(d);
+    if (full < C) load_f(src + full, static_cast<int>(C - full)).store(d);
+  }
+}
+
 // Tasks are (n, row tile). Each task keeps a ring of the K input rows its current output row reads,
 // converted to fp32 and laid out [C / kVec][Wp][kVec] with zero columns for the padding: a row is
 // loaded once, in one linear pass over memory (the hardware prefetchers follow that; the column walks
@@ -96,13 +110,7 @@ void dw_nhwc(const T* x, T* out, const float* wpk, const float* bpk, float* part
           float* buf = ring.data() + (ih % K) * slot_size;
           if (slot_row[ih % K] != ih) {
             slot_row[ih % K] = ih;
-            const T* src = x + ((n * g.H + ih) * g.W) * g.C;
-            for (int64_t iw = 0; iw < g.W; ++iw, src += g.C) {
-              float* dst = buf + (iw + g.pad_l) * kVec;
-              int64_t c = 0;
-              for (; c + kVec <= g.C; c += kVec, dst += Wp * kVec) load_f(src + c).store(dst);
-              if (c < g.C) load_f(src + c, static_cast<int>(g.C - c)).store(dst);
-            }
+            load_row(x + ((n * g.H + ih) * g.W) * g.C, buf + g.pad_l * kVec, g.W, g.C, Wp * kVec);
           }
           rows[kh] = buf;
         }
