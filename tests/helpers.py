@@ -42,3 +42,12 @@ def backends_for(op: str):
     native = _ext.loaded() and torch._C._dispatch_has_kernel_for_dispatch_key(f"effkernels::{op}", NATIVE.upper())
     triton_ok = backends_available()["triton"][0] and (DEVICE.type == "cuda" or triton_interpreted())
     return [b for b, ok in (("triton", triton_ok), (NATIVE, native), ("eager", True)) if ok]
+
+
+def run_in_precision(model, source, x, dtype, how):
+    """(model's output, source's output) for a float32 x run in `dtype`: how="cast" converts both modules
+    and x, how="autocast" runs them under torch.autocast("cpu", dtype)."""
+    if how == "cast":
+        return model.to(dtype)(x.to(dtype)), source.to(dtype)(x.to(dtype))
+    with torch.autocast("cpu", dtype=dtype):
+        return model(x), source(x)

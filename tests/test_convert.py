@@ -10,7 +10,7 @@ from torch import nn
 import effkernels.nn as enn
 from effkernels.convert import ConvertReport, convert
 from effkernels.nn.blocks import FusedInvertedResidual
-from helpers import assert_close_to_ref
+from helpers import assert_close_to_ref, run_in_precision
 from test_nn import backend_or_skip, randomize_bn_
 
 torchvision = pytest.importorskip("torchvision")
@@ -178,11 +178,7 @@ def test_low_precision(dtype, how):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         ref = copy.deepcopy(model).double()(x.double())
-        if how == "cast":
-            out, eager = conv.to(dtype)(x.to(dtype)), model.to(dtype)(x.to(dtype))
-        else:
-            with torch.autocast("cpu", dtype=dtype):
-                out, eager = conv(x), model(x)
+        out, eager = run_in_precision(conv, model, x, dtype, how)
     assert out.dtype == eager.dtype == dtype
     assert_close_to_ref(out, ref, dtype)
     err = lambda t: ((t.double() - ref).norm() / ref.norm()).item()  # noqa: E731

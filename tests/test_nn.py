@@ -11,7 +11,7 @@ from torch import nn
 
 import effkernels
 import effkernels.nn as enn
-from helpers import assert_close_to_ref
+from helpers import assert_close_to_ref, run_in_precision
 
 tv_eff = pytest.importorskip("torchvision.models.efficientnet")
 from torchvision.ops.misc import Conv2dNormActivation, SqueezeExcitation  # noqa: E402
@@ -52,6 +52,14 @@ def tv_mbconv(e, k, s, i, o, eps=1e-5, sd=0.0):
     return randomize_bn_(tv_eff.MBConv(cnf, sd, partial(nn.BatchNorm2d, eps=eps)))
 
 
+def mbconv_pair(e, k, s, i, o, backend):
+    """(torchvision MBConv, effkernels MBConv with its weights), both in eval mode."""
+    tv = tv_mbconv(e, k, s, i, o).eval()
+    ours = enn.MBConv(i, o, e, k, s, backend=backend).eval()
+    ours.load_state_dict(tv.state_dict())
+    return tv, ours
+
+
 CONFIGS = [  # (expand, k, stride, in, out): no expand, stride 2, residual, k5 stride 2
     (1, 3, 1, 32, 16),
     (6, 3, 2, 16, 24),
@@ -77,9 +85,7 @@ def test_mbconv_state_dict_matches_torchvision(cfg, eps):
 def test_mbconv_eval_matches_torchvision(cfg, backend):
     backend = backend_or_skip(backend)
     e, k, s, i, o = cfg
-    tv = tv_mbconv(*cfg).eval()
-    ours = enn.MBConv(i, o, e, k, s, backend=backend).eval()
-    ours.load_state_dict(tv.state_dict())
+    tv, ours = mbconv_pair(*cfg, backend)
     x = torch.randn(2, i, 17, 14)
     with torch.no_grad():
         ref = tv.double()(x.double())
@@ -111,9 +117,7 @@ def test_mbconv_train_mode_is_torchvision_training_math():
 
 
 def test_mbconv_folds_once_and_refolds_on_change(monkeypatch):
-    tv = tv_mbconv(6, 3, 1, 16, 16).eval()
-    ours = enn.MBConv(16, 16, 6, 3, 1, backend="eager").eval()
-    ours.load_state_dict(tv.state_dict())
+    tv, ours = mbconv_pair(6, 3, 1, 16, 16, "eager")
     calls = []
     fold = enn.MBConv._fold
     monkeypatch.setattr(enn.MBConv, "_fold", lambda self: calls.append(1) or fold(self))
@@ -153,9 +157,7 @@ def test_mbconv_under_inference_mode():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_mbconv_channels_last(backend):
     backend = backend_or_skip(backend)
-    tv = tv_mbconv(6, 3, 1, 24, 24).eval()
-    ours = enn.MBConv(24, 24, 6, 3, 1, backend=backend).eval()
-    ours.load_state_dict(tv.state_dict())
+    tv, ours = mbconv_pair(6, 3, 1, 24, 24, backend)
     ours.to(memory_format=torch.channels_last)
     x = torch.randn(2, 24, 11, 13).to(memory_format=torch.channels_last)
     with torch.no_grad():
@@ -171,17 +173,11 @@ def test_mbconv_low_precision(dtype, how, backend):
     """Within the dtype's TOL of float64 (DESIGN.md: folded weights are rounded to the activation
     dtype, so under autocast the error can exceed 2x that of eager, whose BN stays in fp32)."""
     backend = backend_or_skip(backend)
-    tv = tv_mbconv(6, 3, 1, 24, 24).eval()
-    ours = enn.MBConv(24, 24, 6, 3, 1, backend=backend).eval()
-    ours.load_state_dict(tv.state_dict())
+    tv, ours = mbconv_pair(6, 3, 1, 24, 24, backend)
     x = torch.randn(2, 24, 9, 9)
     with torch.no_grad():
         ref = copy.deepcopy(tv).double()(x.double())
-        if how == "cast":
-            out, eager = ours.to(dtype)(x.to(dtype)), tv.to(dtype)(x.to(dtype))
-        else:
-            with torch.autocast("cpu", dtype=dtype):
-                out, eager = ours(x), tv(x)
+        out, eager = run_in_precision(ours, tv, x, dtype, how)
     assert out.dtype == eager.dtype == dtype
     assert_close_to_ref(out, ref, dtype)
 
@@ -189,9 +185,7 @@ def test_mbconv_low_precision(dtype, how, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_mbconv_torch_compile(backend):
     backend = backend_or_skip(backend)
-    tv = tv_mbconv(4, 3, 1, 16, 16).eval()
-    ours = enn.MBConv(16, 16, 4, 3, 1, backend=backend).eval()
-    ours.load_state_dict(tv.state_dict())
+    tv, ours = mbconv_pair(4, 3, 1, 16, 16, backend)
     compiled = torch.compile(ours, fullgraph=True)
     x = torch.randn(2, 16, 9, 9)
     with torch.no_grad():
