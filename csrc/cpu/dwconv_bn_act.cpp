@@ -159,16 +159,9 @@ void dw_nchw(const T* x, T* out, const float* w, const float* b, float* sums, co
       double sum = 0;
       for (int64_t oh = 0; oh < g.OH; ++oh) {
         for (int64_t ow = 0; ow < g.OW; ++ow) {
-          float acc = b[c];
-          for (int64_t kh = 0; kh < k; ++kh) {
-            const int64_t ih = oh * g.stride - g.pad_t + kh;
-            if (ih < 0 || ih >= g.H) continue;
-            for (int64_t kw = 0; kw < k; ++kw) {
-              const int64_t iw = ow * g.stride - g.pad_l + kw;
-              if (iw >= 0 && iw < g.W) acc += static_cast<float>(xp[ih * g.W + iw]) * wc[kh * k + kw];
-            }
-          }
-          acc = apply_act(acc, act);
+          const float acc = apply_act(dw_pixel(xp, wc, b[c], oh, ow, static_cast<int>(k), static_cast<int>(g.stride),
+                                               static_cast<int>(g.pad_t), static_cast<int>(g.pad_l), g.H, g.W),
+                                      act);
           op[oh * g.OW + ow] = static_cast<T>(acc);
           sum += acc;
         }

@@ -46,14 +46,7 @@ __global__ void __launch_bounds__(kThreads) sums_nchw_kernel(const T* __restrict
   const T* xp = x + plane * HW;
   float sum = 0.f;
   for (int p = tile * pix_per_tile + threadIdx.x; p < p_end; p += blockDim.x) sum += static_cast<float>(xp[p]);
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, o);
-  __shared__ float red[kThreads / 32];
-  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = sum;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int i = 1; i < blockDim.x / 32; ++i) sum += red[i];
-    atomicAdd(sums + plane, sum);
-  }
+  add_block_sum<kThreads>(sum, sums + plane);
 }
 
 at::Tensor channel_sums_cuda(const at::Tensor& x_in) {

@@ -100,28 +100,12 @@ __global__ void __launch_bounds__(kThreads) dw_nchw_kernel(const T* __restrict__
   float sum = 0.f;
   for (int p = tile * pix_per_tile + threadIdx.x; p < p_end; p += blockDim.x) {
     const int oh = p / g.OW, ow = p - oh * g.OW;
-    float acc = bias[c];
-    for (int kh = 0; kh < k; ++kh) {
-      const int ih = oh * g.stride - g.pad_t + kh;
-      if (ih < 0 || ih >= g.H) continue;
-      for (int kw = 0; kw < k; ++kw) {
-        const int iw = ow * g.stride - g.pad_l + kw;
-        if (iw >= 0 && iw < g.W) acc = fmaf(static_cast<float>(xp[ih * g.W + iw]), __ldg(wc + kh * k + kw), acc);
-      }
-    }
-    acc = apply_act(acc, g.act);
+    const float acc = apply_act(dw_pixel(xp, wc, bias[c], oh, ow, k, g.stride, g.pad_t, g.pad_l, g.H, g.W), g.act);
     out[plane * P + p] = static_cast<T>(acc);
     sum += acc;
   }
   if (sums == nullptr) return;
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, o);
-  __shared__ float red[kThreads / 32];
-  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = sum;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int i = 1; i < blockDim.x / 32; ++i) sum += red[i];
-    atomicAdd(sums + plane, sum);
-  }
+  add_block_sum<kThreads>(sum, sums + plane);
 }
 
 std::tuple<at::Tensor, at::Tensor> dwconv_bn_act_cuda(const at::Tensor& x_in, const at::Tensor& weight,

@@ -51,6 +51,21 @@ __device__ __forceinline__ void add_channel_sums(float (&sum)[V], float* sums_ro
   }
 }
 
+// The SE-sum epilogue of the NCHW kernels, whose 1-D blocks (a multiple of 32 threads, at most
+// kMaxThreads) each reduce part of one (n, c) plane: sums the threads' `sum` (warp shuffles, then
+// shared memory) and makes one atomicAdd into *dst. It synchronizes: every thread must call it.
+template <int kMaxThreads>
+__device__ __forceinline__ void add_block_sum(float sum, float* dst) {
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, o);
+  __shared__ float red[kMaxThreads / 32];
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = sum;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int i = 1; i < blockDim.x / 32; ++i) sum += red[i];
+    atomicAdd(dst, sum);
+  }
+}
+
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 inline unsigned next_pow2(int64_t v) {
