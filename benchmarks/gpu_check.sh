@@ -3,10 +3,10 @@
 #   benchmarks/gpu_check.sh OUTDIR
 # 1 env: nvidia-smi -L, torch / triton / nvcc versions          -> OUTDIR/env.txt
 # 2 build the extension in place for this card's arch (pip -e)
-# 3 pytest on CUDA: the test files that exercise the kernels (the rest runs in CI)
-# 3b which C++ exceptions crash here (benchmarks/unwind_probe.sh: the H200 error-path SIGSEGV)
-# 4 compute-sanitizer --tool memcheck on one small call per CUDA op (benchmarks/sanitize_ops.py)
-# 5 the benchmark sweep (full mode) under a time budget          -> OUTDIR/bench.json, report.md, plot.png
+# 3 pytest on CUDA: the test files that exercise the kernels (the rest runs in CI); alongside it, as
+#   neither is timed: 3b which C++ exceptions crash here (benchmarks/unwind_probe.sh: the H200 error-path
+#   SIGSEGV) and 4 compute-sanitizer --tool memcheck on one small call per CUDA op (benchmarks/sanitize_ops.py)
+# 5 the benchmark sweep under a time budget                      -> OUTDIR/bench.json, report.md, plot.png
 # 5b B0's two heaviest blocks at batch 1 and 128: the CUDA whole-block op vs the Triton block vs eager
 #                                                               -> OUTDIR/report-blocks-b1.md, report-blocks-b128.md
 # 6 a summary table, printed last                               -> everything also in OUTDIR/log.txt
@@ -14,6 +14,7 @@
 # a failing step is logged and the script goes on, so it always reaches the report and the summary.
 # EFFK_GPU_CHECK_DRY_RUN=1 prints the commands instead of running them (a check of this script's logic);
 # EFFK_GPU_CHECK_SKIP=build,tests,unwind,sanitizer,sweep,blocks-b1,blocks-b128 (any of them) leaves steps out, e.g. to rerun the sweep.
+# EFFK_GPU_SWEEP_RUN_ARGS (run.py's own options, default "--mode full") and EFFK_GPU_SWEEP_ARGS (pytest's) shape the sweep.
 set -u
 
 if [ $# -ne 1 ]; then
@@ -31,6 +32,8 @@ SKIP=",${EFFK_GPU_CHECK_SKIP:-},"
 # The sweep: full mode (bf16, batch 32 as the issues ask, phi 0..7) with the heaviest depthwise shape and stage-first block
 # per phi, so the budget reaches as many phi as it can (cases run phi by phi; see benchmarks/README.md).
 SWEEP_ARGS=${EFFK_GPU_SWEEP_ARGS:---bench-batch 32 --bench-op-shapes 1 --bench-blocks 1 --bench-case-time 0.2}
+SWEEP_RUN_ARGS=${EFFK_GPU_SWEEP_RUN_ARGS:---mode full}
+TMPD=$(mktemp -d)
 START=$SECONDS
 LOG="$OUT/log.txt"
 : > "$LOG"
@@ -52,24 +55,48 @@ run() {
     local name=$1 lim=$2 t0=$SECONDS rc
     shift 2
     echo
-    if [[ "$SKIP" == *",$name,"* ]]; then
-        echo "=== [$name] skipped (EFFK_GPU_CHECK_SKIP)"
-        record "$name" "skipped (EFFK_GPU_CHECK_SKIP)" 0
-        return 0
-    fi
+    skipped "$name" && return 0
     echo "=== [$name] limit ${lim}s, $(left)s left of ${TOTAL}s: $*"
-    if [ "$DRY" = 1 ]; then
-        rc=0
-    else
-        timeout -s INT -k 45 "$lim" "$@"
-        rc=$?
-    fi
+    rc=0
+    [ "$DRY" = 1 ] || { timeout -s INT -k 45 "$lim" "$@"; rc=$?; }
+    finished "$name" "$lim" "$rc" $((SECONDS - t0))
+}
+# bg NAME LIMIT CMD...: like run, in the background, for steps that time nothing; its output joins the
+# log at wait_bg.
+BG=()
+bg() {
+    local name=$1 lim=$2
+    shift 2
+    skipped "$name" && return 0
+    echo "=== [$name] limit ${lim}s, $(left)s left of ${TOTAL}s: $*" > "$TMPD/$name.out"
+    ( t0=$SECONDS; rc=0
+      [ "$DRY" = 1 ] || { timeout -s INT -k 20 "$lim" "$@" >> "$TMPD/$name.out" 2>&1; rc=$?; }
+      echo "$rc $((SECONDS - t0))" > "$TMPD/$name.rc" ) &
+    BG+=("$name:$!:$lim")
+}
+wait_bg() {
+    local e name pid lim rc secs
+    for e in "${BG[@]}"; do
+        IFS=: read -r name pid lim <<< "$e"
+        wait "$pid"
+        echo
+        cat "$TMPD/$name.out"
+        read -r rc secs < "$TMPD/$name.rc"
+        finished "$name" "$lim" "$rc" "$secs"
+    done
+    BG=()
+}
+skipped() {
+    [[ "$SKIP" == *",$1,"* ]] || return 1
+    echo "=== [$1] skipped (EFFK_GPU_CHECK_SKIP)"
+    record "$1" "skipped (EFFK_GPU_CHECK_SKIP)" 0
+}
+finished() {  # NAME LIMIT RC SECONDS
     local how="ok"
-    [ "$rc" -ne 0 ] && how="FAILED (exit $rc)"
-    [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && how="TIMED OUT after ${lim}s"
-    record "$name" "$how" $((SECONDS - t0))
-    echo "=== [$name] $how in $((SECONDS - t0))s"
-    return 0
+    [ "$3" -ne 0 ] && how="FAILED (exit $3)"
+    [ "$3" -eq 124 ] || [ "$3" -eq 137 ] && how="TIMED OUT after ${2}s"
+    record "$1" "$how" "$4"
+    echo "=== [$1] $how in ${4}s"
 }
 
 # ---- 1. environment -------------------------------------------------------------------------------
@@ -101,23 +128,21 @@ export TORCH_CUDA_ARCH_LIST=$ARCH MAX_JOBS=${MAX_JOBS:-16} PIP_DISABLE_PIP_VERSI
 run build "$(limit 210 200)" $PY -m pip install --no-build-isolation --no-deps --no-index -v -e "$REPO"
 timeout 60 $PY -c "import effkernels; [print(f'  backend {k:6s} {\"yes\" if ok else \"no \"} {why}') for k, (ok, why) in effkernels.backends_available().items()]" 2>&1
 
-# ---- 3. tests -------------------------------------------------------------------------------------
-# The files that exercise CUDA, kernels first; the rest of tests/ is device-independent and runs in CI.
-GPU_TESTS="test_dwconv_bn_act.py test_extension.py test_pointwise_conv.py test_squeeze_excite.py test_mbconv.py test_nn.py test_convert.py"
-# shellcheck disable=SC2046,SC2086
-run tests "$(limit 150 170)" $PY -m pytest -q -rf --maxfail=25 -p no:cacheprovider $(for f in $GPU_TESTS; do echo "$REPO/tests/$f"; done)
-
-# ---- 3b. C++ exceptions ---------------------------------------------------------------------------
-run unwind "$(limit 90 130)" bash "$REPO/benchmarks/unwind_probe.sh"
-
-# ---- 4. compute-sanitizer -------------------------------------------------------------------------
+# ---- 3. tests, and alongside them 3b C++ exceptions and 4 compute-sanitizer ---------------------------
+# The files that exercise CUDA, the C++/CUDA extension's first; the rest of tests/ is device-independent and runs in CI.
+GPU_TESTS="test_extension.py test_mbconv.py test_dwconv_bn_act.py test_squeeze_excite.py test_pointwise_conv.py test_nn.py test_convert.py"
+LIM=$(limit 100 200)
+bg unwind "$LIM" bash "$REPO/benchmarks/unwind_probe.sh"
 SAN=$(command -v compute-sanitizer || ls "${CUDA_HOME:-/usr/local/cuda}"/bin/compute-sanitizer /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 if [ -n "$SAN" ]; then
-    run sanitizer "$(limit 60 140)" "$SAN" --tool memcheck --error-exitcode 1 --print-limit 20 $PY "$REPO/benchmarks/sanitize_ops.py"
+    bg sanitizer "$LIM" "$SAN" --tool memcheck --error-exitcode 1 --print-limit 20 $PY "$REPO/benchmarks/sanitize_ops.py"
 else
     echo "=== [sanitizer] skipped: compute-sanitizer not found (PATH, \$CUDA_HOME/bin, /usr/local/cuda*/bin)"
     record sanitizer "skipped (not installed)" 0
 fi
+# shellcheck disable=SC2046,SC2086
+run tests "$LIM" $PY -m pytest -q -rf --maxfail=25 -p no:cacheprovider $(for f in $GPU_TESTS; do echo "$REPO/tests/$f"; done)
+wait_bg
 
 # ---- 5. benchmark sweep ---------------------------------------------------------------------------
 # run.py splits its budget over its two passes (soft budget inside pytest, hard limit 60 s later) and
@@ -125,8 +150,8 @@ fi
 SWEEP_LIMIT=$(limit 100000 150)
 SWEEP_BUDGET=$((SWEEP_LIMIT - 70))
 [ "$SWEEP_BUDGET" -lt 30 ] && SWEEP_BUDGET=30
-# shellcheck disable=SC2086  # SWEEP_ARGS is a list of options
-run sweep "$SWEEP_LIMIT" $PY "$REPO/benchmarks/run.py" --out "$OUT" --mode full --budget "$SWEEP_BUDGET" -- $SWEEP_ARGS
+# shellcheck disable=SC2086  # SWEEP_RUN_ARGS and SWEEP_ARGS are lists of options
+run sweep "$SWEEP_LIMIT" $PY "$REPO/benchmarks/run.py" --out "$OUT" $SWEEP_RUN_ARGS --budget "$SWEEP_BUDGET" -- $SWEEP_ARGS
 
 # ---- 5b. blocks at batch 1 and 128 -----------------------------------------------------------------
 # Only their report.md comes back (the device tool returns at most 8 files from OUTDIR).
@@ -160,5 +185,6 @@ for B in 1 128; do
 done
 echo "files: $(cd "$OUT" && ls | tr '\n' ' ')"
 echo "total $((SECONDS - START))s"
+rm -rf "$TMPD"
 exec 1>&- 2>&-
 wait "$TEE_PID"

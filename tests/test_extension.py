@@ -286,17 +286,23 @@ def test_mbconv_forward_same_padding_vs_reference(dtype, device):
 # ---------------------------------------------------------------- errors
 
 
+def _raised_in_child(nodeid):
+    """Run one test in a child pytest and assert it passed. On an H200 (torch 2.11, 2026-11-27) the first C++
+    error raised by a CUDA call killed the process with a segmentation fault
+    (benchmarks/results/2026-11-27-nvidia-h200/NOTES.md); in a child, a crash is this test's failure, with the
+    child's output, not the end of the suite. Returns False inside the child, where the test body runs."""
+    if os.environ.get("EFFK_TEST_CHILD"):
+        return False
+    child = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::{nodeid}"],
+        env={**os.environ, "EFFK_TEST_CHILD": "1"}, capture_output=True, text=True, timeout=600)
+    assert child.returncode == 0, f"exit {child.returncode}\n{child.stdout[-4000:]}\n{child.stderr[-4000:]}"
+    return True
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_error_messages(device):
-    if device == "cuda" and not os.environ.get("EFFK_TEST_CHILD"):
-        # On an H200 (torch 2.11, 2026-11-27) the first raising CUDA call killed the process with a
-        # segmentation fault (benchmarks/results/2026-11-27-nvidia-h200/NOTES.md). Run the CUDA case in a
-        # child so a crash is this test's failure, with the child's output, not the end of the suite.
-        child = subprocess.run(
-            [sys.executable, "-X", "faulthandler", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             f"{__file__}::test_error_messages[cuda]"],
-            env={**os.environ, "EFFK_TEST_CHILD": "1"}, capture_output=True, text=True, timeout=600)
-        assert child.returncode == 0, f"exit {child.returncode}\n{child.stdout[-4000:]}\n{child.stderr[-4000:]}"
+    if device == "cuda" and _raised_in_child("test_error_messages[cuda]"):
         return
     x = torch.randn(2, 8, 9, 9, device=device)
     w, b = torch.randn(8, 1, 3, 3, device=device), torch.randn(8, device=device)
@@ -356,6 +362,8 @@ def test_ops_inside_autocast(device, amp_dtype):
 def test_error_device_mismatch():
     if not _ext.built_with_cuda():
         pytest.skip("effkernels._C was built without CUDA kernels")
+    if _raised_in_child("test_error_device_mismatch"):
+        return
     x = torch.randn(2, 8, 9, 9, device="cuda")
     with pytest.raises(RuntimeError, match=r"weight: expected a tensor on cuda"):
         ops.dwconv_bn_act(x, torch.randn(8, 1, 3, 3), torch.randn(8, device="cuda"), 1, 1, 1, 9, 9, 3, False)
