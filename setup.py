@@ -62,16 +62,23 @@ if mode != "none":
     elif cpu_arch == "avx2":
         cxx += ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
     print(f"effkernels: CPU kernels built for {cpu_arch}")
+    link = ["-fopenmp"]
+    if platform.system() == "Linux":
+        # Link the shared C++ runtime even where the compiler adds -static-libstdc++ (the H200 machine's g++
+        # wrapper did): with a private copy of libstdc++ in _C.so, every C++ exception our kernels threw
+        # (each TORCH_CHECK) killed the process with SIGSEGV instead of raising. -Wl passes it past g++'s
+        # driver, ahead of the driver's static -lstdc++, so the shared library resolves the symbols first.
+        link.append("-Wl,-lstdc++")
     if with_cuda:
         sources += sorted(os.path.relpath(s, here) for s in glob.glob(os.path.join(here, "csrc", "cuda", "*.cu")))
         ext = CUDAExtension(
             "effkernels._C", sources,
             define_macros=[("EFFK_WITH_CUDA", None)],
             extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-lineinfo"]},
-            extra_link_args=["-fopenmp"],
+            extra_link_args=link,
         )
     else:
-        ext = CppExtension("effkernels._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"])
+        ext = CppExtension("effkernels._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=link)
     ext_modules = [ext]
     cmdclass = {"build_ext": BuildExtension.with_options(use_ninja=True)}
 

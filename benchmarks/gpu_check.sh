@@ -14,7 +14,8 @@
 # a failing step is logged and the script goes on, so it always reaches the report and the summary.
 # EFFK_GPU_CHECK_DRY_RUN=1 prints the commands instead of running them (a check of this script's logic);
 # EFFK_GPU_CHECK_SKIP=build,tests,unwind,sanitizer,sweep,blocks-b1,blocks-b128 (any of them) leaves steps out, e.g. to rerun the sweep.
-# EFFK_GPU_SWEEP_RUN_ARGS (run.py's own options, default "--mode full") and EFFK_GPU_SWEEP_ARGS (pytest's) shape the sweep.
+# EFFK_GPU_SWEEP_RUN_ARGS (run.py's own options, default "--mode full") and EFFK_GPU_SWEEP_ARGS (pytest's) shape the sweep;
+# EFFK_GPU_TESTS_SECONDS caps the tests (default 100).
 set -u
 
 if [ $# -ne 1 ]; then
@@ -131,7 +132,7 @@ timeout 60 $PY -c "import effkernels; [print(f'  backend {k:6s} {\"yes\" if ok e
 # ---- 3. tests, and alongside them 3b C++ exceptions and 4 compute-sanitizer ---------------------------
 # The files that exercise CUDA, the C++/CUDA extension's first; the rest of tests/ is device-independent and runs in CI.
 GPU_TESTS="test_extension.py test_mbconv.py test_dwconv_bn_act.py test_squeeze_excite.py test_pointwise_conv.py test_nn.py test_convert.py"
-LIM=$(limit 100 200)
+LIM=$(limit "${EFFK_GPU_TESTS_SECONDS:-100}" 150)
 bg unwind "$LIM" bash "$REPO/benchmarks/unwind_probe.sh"
 SAN=$(command -v compute-sanitizer || ls "${CUDA_HOME:-/usr/local/cuda}"/bin/compute-sanitizer /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 if [ -n "$SAN" ]; then
@@ -147,7 +148,9 @@ wait_bg
 # ---- 5. benchmark sweep ---------------------------------------------------------------------------
 # run.py splits its budget over its two passes (soft budget inside pytest, hard limit 60 s later) and
 # always renders what it has; the outer limit here is a last guard.
-SWEEP_LIMIT=$(limit 100000 150)
+RESERVE=10  # for the summary, and 70 s for each blocks step that runs
+for B in 1 128; do [[ "$SKIP" == *",blocks-b$B,"* ]] || RESERVE=$((RESERVE + 70)); done
+SWEEP_LIMIT=$(limit 100000 "$RESERVE")
 SWEEP_BUDGET=$((SWEEP_LIMIT - 70))
 [ "$SWEEP_BUDGET" -lt 30 ] && SWEEP_BUDGET=30
 # shellcheck disable=SC2086  # SWEEP_RUN_ARGS and SWEEP_ARGS are lists of options

@@ -7,6 +7,9 @@
 so=$(python -c "import effkernels._C as m; print(m.__file__)")
 echo "so=$so"; readelf -lW "$so" | grep -E "GNU_EH_FRAME"; ldd "$so" | grep -E "gcc_s|stdc\+\+|libc\.so"
 for c in gcc g++; do /opt/gcc/bin/$c --version 2>/dev/null | head -1; done; ld --version | head -1
+# a wrapper script around the compiler: what it adds (on the H200 machine, 2026-11-28: -static-libstdc++?)
+for c in /opt/gcc/bin/g++ "$(command -v g++)"; do [ -f "$c" ] && grep -Iq . "$c" && { echo "--- $c"; head -c 1500 "$c"; echo; }; done
+echo "private C++ runtime in _C.so (defined __cxa_throw): $(readelf -sW "$so" | awk '$8 == "__cxa_throw" && $7 != "UND"' | wc -l)"
 python - <<'P'
 import torch, re
 print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version())

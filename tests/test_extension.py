@@ -7,6 +7,7 @@ import functools
 import importlib
 import os
 import pkgutil
+import shutil
 import subprocess
 import sys
 
@@ -356,6 +357,19 @@ def test_ops_inside_autocast(device, amp_dtype):
     assert scale.dtype == torch.float32 and out.dtype == torch.float32
     assert_close_to_ref(scale, R.se_excite_ref(d64(sums), 0.1, d64(w1), d64(b1), d64(w2), d64(b2)), torch.float32)
     assert_close_to_ref(out, R.pointwise_conv_ref(d64(x), d64(pw), d64(pb), "relu"), torch.float32)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="an ELF check")
+def test_no_private_cxx_runtime():
+    """_C.so must use the process's shared libstdc++, not a copy linked in by -static-libstdc++: with a private
+    copy, every C++ exception of ours crashed the process (H200 machine, 2026-11-28; setup.py's -Wl,-lstdc++)."""
+    readelf = shutil.which("readelf")
+    if readelf is None:
+        pytest.skip("readelf (binutils) is not installed")
+    symbols = subprocess.run([readelf, "-sW", _ext._C.__file__], capture_output=True, text=True, check=True).stdout
+    defined = {f[7] for f in (line.split() for line in symbols.splitlines())
+               if len(f) >= 8 and f[7] in ("__cxa_throw", "__cxa_begin_catch") and f[6] != "UND"}
+    assert not defined, f"{_ext._C.__file__} defines {sorted(defined)}: it was linked with a static libstdc++"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
