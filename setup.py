@@ -64,11 +64,14 @@ if mode != "none":
     print(f"effkernels: CPU kernels built for {cpu_arch}")
     link = ["-fopenmp"]
     if platform.system() == "Linux":
-        # Link the shared C++ runtime even where the compiler adds -static-libstdc++ (the H200 machine's g++
-        # wrapper did): with a private copy of libstdc++ in _C.so, every C++ exception our kernels threw
-        # (each TORCH_CHECK) killed the process with SIGSEGV instead of raising. -Wl passes it past g++'s
-        # driver, ahead of the driver's static -lstdc++, so the shared library resolves the symbols first.
-        link.append("-Wl,-lstdc++")
+        # Link the libstdc++ this process runs with (torch loaded it), by path. Where the compiler's own lib dir
+        # has a libstdc++.a but no usable libstdc++.so (the H200 machine's g++ wrapper: -B/opt/gcc/lib/gcc/...),
+        # g++ links a private static copy into _C.so, and every C++ exception of ours (each TORCH_CHECK) then
+        # crashed the process with SIGSEGV instead of raising. Listed before the driver's own -lstdc++, the
+        # shared library resolves the symbols first.
+        with open("/proc/self/maps") as maps:
+            runtime = sorted({line.split()[-1] for line in maps if "/libstdc++.so" in line})
+        link += runtime[:1]
     if with_cuda:
         sources += sorted(os.path.relpath(s, here) for s in glob.glob(os.path.join(here, "csrc", "cuda", "*.cu")))
         ext = CUDAExtension(
