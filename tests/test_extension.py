@@ -83,6 +83,15 @@ DW_SHAPES = [  # (N, C, H, W, k, stride, padding)
     (2, 16, 17, 16, 7, 2, "same"),  # k = 7: the generic-k path
     (2, 1, 9, 9, 3, 1, 1),  # C = 1
     (0, 37, 7, 7, 3, 1, 1),  # N = 0
+    # C a multiple of the CPU vector width: fp32 k <= 3 reads the input in place (dw_direct), the columns
+    # against the padding apart
+    (2, 32, 17, 17, 3, 1, 1),
+    (2, 48, 17, 13, 5, 2, 2),
+    (1, 32, 16, 16, 3, 2, "same"),  # no left padding, one right
+    (1, 64, 5, 4, 3, 1, 1),  # two columns clear of the padding
+    (1, 64, 5, 5, 5, 1, 2),  # k = 5: one column clear of the padding
+    (1, 32, 5, 2, 3, 2, "same"),  # W < k: every column touches the padding
+    (2, 32, 9, 9, 1, 2, 0),  # k = 1
 ]
 
 

@@ -1,12 +1,18 @@
 // Fused depthwise k x k conv + folded BN + activation (+ SE spatial sums) on the CPU.
-// NHWC: parallel over (batch x row tiles); each task streams its input rows once into a ring of fp32
-// row buffers (padding as zero columns), then computes an output row channel vector by channel vector
-// (16 fp32 lanes with AVX-512, 8 with AVX2), up to 8 output columns per weight load, with k and stride
-// compile-time (see dw_nhwc). SE sums are reduced from per-tile partials.
+// NHWC: parallel over (batch x row tiles), 16 fp32 lanes with AVX-512 (8 with AVX2), up to 8 output
+// columns per weight load, k and stride compile-time. Two ways to feed the column walks:
+//   dw_ring   any dtype and k: input rows are copied once into a ring of fp32 row buffers (padding as
+//             zero columns) laid out channel vector by channel vector;
+//   dw_direct fp32, k <= 3, C a multiple of the vector width: input rows are read in place, a batch of
+//             rows at a time pulled into L2 by one linear pass (measured faster for every B0 k3 layer;
+//             slower for k5, whose strided walks over 5 rows and wider borders favour the ring).
+// SE sums are reduced from per-tile partials.
 // NCHW: one (n, c) plane per task, scalar fp32 loops (correct, not the fast path).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "vec.h"
@@ -19,13 +25,14 @@ struct Geom {
 };
 
 // P (8, 4, 2 or 1) output columns of one output row and one channel vector: conv, bias, activation,
-// store, and add to the SE partial sums. rows[kh] points at the group's first input column in the row
-// buffer (nullptr: a row of zero padding); buffer columns are kVec floats apart. k and stride are
-// compile-time, so the P*S+K-1 input columns of a kernel row are walked once with one advancing pointer,
-// each loaded once and fed to every (i, kw) tap that reads it; weights and accumulators stay in registers.
+// store, and add to the SE partial sums. rows[kh] points at the group's first input column (nullptr: a
+// row of zero padding); input columns are cs floats apart (kVec in a ring buffer, C in an fp32 input
+// row). k and stride are compile-time, so the P*S+K-1 input columns of a kernel row are walked once with
+// one advancing pointer, each loaded once and fed to every (i, kw) tap that reads it; weights and
+// accumulators stay in registers.
 template <typename T, int K, int S, int P>
-inline void pixels(const float* const* rows, const float* wc, int64_t Cp, const float* bc, T* out_c, int64_t C,
-                   float* part_c, int nc, int act) {
+inline void pixels(const float* const* rows, int64_t cs, const float* wc, int64_t Cp, const float* bc, T* out_c,
+                   int64_t C, float* part_c, int nc, int act) {
   // R independent partial sums per column (kernel row kh feeds acc[kh % R]): with few columns a group
   // is a chain of k*k dependent FMAs, latency-bound; R*P >= 8 chains keep both FMA pipes busy.
   constexpr int R = P >= 8 ? 1 : (8 / P < 4 ? 8 / P : 4);
@@ -46,7 +53,7 @@ inline void pixels(const float* const* rows, const float* wc, int64_t Cp, const 
 #pragma GCC unroll 64
     for (int j = 0; j < P * S + K - 1; ++j) {
       const Vec v = Vec::loadu(q);
-      q += kVec;
+      q += cs;
 #pragma GCC unroll 7
       for (int kw = 0; kw < K; ++kw) {
         const int d = j - kw;
@@ -80,13 +87,24 @@ void load_row(const T* __restrict src, float* __restrict dst, const int64_t W, c
   }
 }
 
+// 8 output columns at a time, then 4, 2, 1 (with R partial sums each, see pixels): group(P, ow) for
+// ow in [ow0, ow1).
+template <typename Group>
+inline void column_groups(int64_t ow0, int64_t ow1, const Group& group) {
+  int64_t ow = ow0;
+  for (; ow + 8 <= ow1; ow += 8) group(std::integral_constant<int, 8>{}, ow);
+  for (; ow + 4 <= ow1; ow += 4) group(std::integral_constant<int, 4>{}, ow);
+  for (; ow + 2 <= ow1; ow += 2) group(std::integral_constant<int, 2>{}, ow);
+  for (; ow < ow1; ++ow) group(std::integral_constant<int, 1>{}, ow);
+}
+
 // Tasks are (n, row tile). Each task keeps a ring of the K input rows its current output row reads,
 // converted to fp32 and laid out [C / kVec][Wp][kVec] with zero columns for the padding: a row is
 // loaded once, in one linear pass over memory (the hardware prefetchers follow that; the column walks
 // over strided 64-channel slices they did not, and cold stride-2 layers ran at a third of the copy
 // bandwidth), and every column walk after that reads contiguous fp32 from L1/L2 with no border checks.
 template <typename T, int K, int S>
-void dw_nhwc(const T* x, T* out, const float* wpk, const float* bpk, float* partial, const Geom& g, int64_t Cp,
+void dw_ring(const T* x, T* out, const float* wpk, const float* bpk, float* partial, const Geom& g, int64_t Cp,
              int64_t tiles, int64_t rows_per_tile, int act) {
   const int64_t Cv = Cp / kVec;
   // Input column iw sits at buffer column iw + pad_l; output column ow's window starts at ow * S.
@@ -115,33 +133,105 @@ void dw_nhwc(const T* x, T* out, const float* wpk, const float* bpk, float* part
           rows[kh] = buf;
         }
         // Fetch the input rows the next output row adds while this one computes (only the loads above
-        // reach DRAM; without this the memory sat idle during the compute).
-        if (oh + 1 < oh1) {
-          for (int64_t ih = (oh + 1) * S - g.pad_t + K - S; ih < (oh + 1) * S - g.pad_t + K; ++ih) {
-            if (ih < 0 || ih >= g.H) continue;
-            const char* p = reinterpret_cast<const char*>(x + ((n * g.H + ih) * g.W) * g.C);
-            for (int64_t b = 0; b < g.W * g.C * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(p + b, 0, 2);
-          }
-        }
+        // reach DRAM; without this the memory sat idle during the compute), a slice per channel vector:
+        // issued all at once, the prefetches overflowed the miss queues.
+        const char* next[S];
+        int n_next = 0;
+        for (int64_t ih = (oh + 1) * S - g.pad_t + K - S; oh + 1 < oh1 && ih < (oh + 1) * S - g.pad_t + K; ++ih)
+          if (ih >= 0 && ih < g.H) next[n_next++] = reinterpret_cast<const char*>(x + ((n * g.H + ih) * g.W) * g.C);
+        const int64_t row_bytes = g.W * g.C * static_cast<int64_t>(sizeof(T));
+        const int64_t slice = (row_bytes / Cv + 64) & ~int64_t{63};
         T* orow = out + ((n * g.OH + oh) * g.OW) * g.C;
         for (int64_t cv = 0; cv < Cv; ++cv) {
+          for (int i = 0; i < n_next; ++i)
+            for (int64_t b = cv * slice; b < std::min(row_bytes, (cv + 1) * slice); b += 64) __builtin_prefetch(next[i] + b, 0, 2);
           const int64_t c = cv * kVec;
           const int nc = static_cast<int>(std::min<int64_t>(kVec, g.C - c));
           const float* crow[K];
           for (int kh = 0; kh < K; ++kh) crow[kh] = rows[kh] ? rows[kh] + cv * Wp * kVec : nullptr;
-          // 8 columns at a time, then 4, 2, 1 (with R partial sums each, see pixels).
-          auto group = [&](auto p, int64_t ow) {
+          column_groups(0, g.OW, [&](auto p, int64_t ow) {
             constexpr int P = decltype(p)::value;
             const float* r[K];
             for (int kh = 0; kh < K; ++kh) r[kh] = crow[kh] ? crow[kh] + ow * S * kVec : nullptr;
-            pixels<T, K, S, P>(r, wpk + c, Cp, bpk + c, orow + ow * g.C + c, g.C, part ? part + c : nullptr, nc, act);
-          };
-          int64_t ow = 0;
-          for (; ow + 8 <= g.OW; ow += 8) group(std::integral_constant<int, 8>{}, ow);
-          for (; ow + 4 <= g.OW; ow += 4) group(std::integral_constant<int, 4>{}, ow);
-          for (; ow + 2 <= g.OW; ow += 2) group(std::integral_constant<int, 2>{}, ow);
-          for (; ow < g.OW; ++ow) group(std::integral_constant<int, 1>{}, ow);
+            pixels<T, K, S, P>(r, kVec, wpk + c, Cp, bpk + c, orow + ow * g.C + c, g.C, part ? part + c : nullptr, nc, act);
+          });
         }
+      }
+    }
+  });
+}
+
+// Reads [p, p + bytes) once with plain loads: a tight linear pass, which the hardware prefetchers stream
+// at full read bandwidth. Software prefetches do not train them, and issued between the compute they
+// kept too few misses in flight (cold layers ran at a third of the read bandwidth).
+__attribute__((noinline)) void touch(const char* p, int64_t bytes) {
+  Vec acc(0.f);
+  for (int64_t b = 0; b + 64 <= bytes; b += 64) acc = at::vec::maximum(acc, Vec::loadu(p + b));
+  asm volatile("" : : "m"(acc));  // keeps the loads
+}
+
+constexpr int64_t kTouchBytes = 512 << 10;  // half the L2 of a Zen 4/5 core, a third of a Sapphire Rapids one
+
+// fp32, C % kVec == 0. Tasks as in dw_ring; every B output rows, the input rows of the next B (about
+// kTouchBytes) are touched into L2, then each output row is computed from the rows in place, channel
+// vectors innermost: a group of P output columns reads P*S+K-1 input columns of all C channels, which
+// are contiguous. The columns whose window reaches into the padding (outside [ow_lo, ow_hi)) gather
+// their taps into a zero-padded scratch first.
+template <int K, int S>
+void dw_direct(const float* x, float* out, const float* wpk, const float* bpk, float* partial, const Geom& g,
+               int64_t Cp, int64_t tiles, int64_t rows_per_tile, int act) {
+  const int64_t row_bytes = g.W * g.C * int64_t{sizeof(float)};
+  const int64_t B = std::max<int64_t>(1, (kTouchBytes / row_bytes - K) / S + 1);
+  const int64_t last = g.W - K + g.pad_l;  // the last window start inside the row; < 0: there is none
+  const int64_t ow_lo = std::min(g.OW, (g.pad_l + S - 1) / S);
+  const int64_t ow_hi = last < 0 ? ow_lo : std::clamp<int64_t>(last / S + 1, ow_lo, g.OW);
+  at::parallel_for(0, g.N * tiles, 1, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t n = u / tiles, tile = u % tiles;
+      const int64_t oh0 = tile * rows_per_tile, oh1 = std::min(g.OH, oh0 + rows_per_tile);
+      float* part = partial ? partial + u * Cp : nullptr;
+      if (part) std::fill(part, part + Cp, 0.f);
+      const float* xn = x + n * g.H * g.W * g.C;
+      int64_t touched = -1;  // the last input row touched
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
+        if ((oh - oh0) % B == 0) {
+          const int64_t ih1 = std::min(g.H, (std::min(oh1, oh + B) - 1) * S - g.pad_t + K);
+          for (int64_t ih = std::max({int64_t{0}, oh * S - g.pad_t, touched + 1}); ih < ih1; ++ih)
+            touch(reinterpret_cast<const char*>(xn + ih * g.W * g.C), row_bytes);
+          touched = ih1 - 1;
+        }
+        const float* rows[K];
+        for (int kh = 0; kh < K; ++kh) {
+          const int64_t ih = oh * S - g.pad_t + kh;
+          rows[kh] = ih < 0 || ih >= g.H ? nullptr : xn + ih * g.W * g.C;
+        }
+        float* orow = out + ((n * g.OH + oh) * g.OW) * g.C;
+        column_groups(ow_lo, ow_hi, [&](auto p, int64_t ow) {
+          constexpr int P = decltype(p)::value;
+          const float* r[K];
+          for (int64_t c = 0; c < g.C; c += kVec) {
+            for (int kh = 0; kh < K; ++kh) r[kh] = rows[kh] ? rows[kh] + (ow * S - g.pad_l) * g.C + c : nullptr;
+            pixels<float, K, S, P>(r, g.C, wpk + c, Cp, bpk + c, orow + ow * g.C + c, g.C, part ? part + c : nullptr,
+                                   kVec, act);
+          }
+        });
+        auto border = [&](int64_t ow) {
+          alignas(64) float scratch[K][(S + K - 1) * kVec];  // pixels' walk spans S + K - 1 columns
+          const float* r[K];
+          for (int64_t c = 0; c < g.C; c += kVec) {
+            for (int kh = 0; kh < K; ++kh) {
+              r[kh] = rows[kh] ? scratch[kh] : nullptr;
+              for (int j = 0; rows[kh] && j < K; ++j) {
+                const int64_t iw = ow * S - g.pad_l + j;
+                (iw >= 0 && iw < g.W ? Vec::loadu(rows[kh] + iw * g.C + c) : Vec(0.f)).store(scratch[kh] + j * kVec);
+              }
+            }
+            pixels<float, K, S, 1>(r, kVec, wpk + c, Cp, bpk + c, orow + ow * g.C + c, g.C, part ? part + c : nullptr,
+                                   kVec, act);
+          }
+        };
+        for (int64_t ow = 0; ow < ow_lo; ++ow) border(ow);
+        for (int64_t ow = ow_hi; ow < g.OW; ++ow) border(ow);
       }
     }
   });
@@ -197,11 +287,16 @@ std::tuple<at::Tensor, at::Tensor> dwconv_bn_act_cpu(const at::Tensor& x_in, con
     const int64_t tiles = (out_h + rows_per_tile - 1) / rows_per_tile;
     at::Tensor partial = se_sums ? at::empty({g.N, tiles, Cp}, wpk.options()) : at::Tensor();
     EFFK_DISPATCH_FLOAT(x.scalar_type(), "dwconv_bn_act_cpu", [&] {
+      float* part = se_sums ? partial.mutable_data_ptr<float>() : nullptr;
       auto run = [&](auto kconst, auto sconst) {
-        dw_nhwc<scalar_t, decltype(kconst)::value, decltype(sconst)::value>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
-                                                   wpk.const_data_ptr<float>(), bpk.const_data_ptr<float>(),
-                                                   se_sums ? partial.mutable_data_ptr<float>() : nullptr, g, Cp, tiles,
-                                                   rows_per_tile, act);
+        constexpr int K = decltype(kconst)::value, S = decltype(sconst)::value;
+        if constexpr (std::is_same_v<scalar_t, float> && K <= 3) {
+          if (g.C % kVec == 0)
+            return dw_direct<K, S>(x.const_data_ptr<float>(), out.mutable_data_ptr<float>(), wpk.const_data_ptr<float>(),
+                                   bpk.const_data_ptr<float>(), part, g, Cp, tiles, rows_per_tile, act);
+        }
+        dw_ring<scalar_t, K, S>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), wpk.const_data_ptr<float>(),
+                                bpk.const_data_ptr<float>(), part, g, Cp, tiles, rows_per_tile, act);
       };
       // k (1, 3, 5, 7) and stride (1, 2) are compile-time: the input column of (output column i, tap kw)
       // is then a constant offset, so overlapping taps share loads and addressing folds away.
