@@ -8,21 +8,22 @@
 namespace effkernels::cpu {
 namespace {
 
+// Pixel by pixel, all channels each: one linear pass over the chunk, the chunk's partial sums in L1.
+// (Walking one channel vector over every pixel first read 64 bytes per pixel at a stride of C: 1.2-1.8x
+// slower on B0's SE shapes, cold input. Adding four pixels per update of the sums was slower again.)
 template <typename T>
 void sums_nhwc(const T* x, float* partial, int64_t N, int64_t C, int64_t HW, int64_t Cp, int64_t chunks,
                int64_t chunk) {
+  const int64_t full = C / kVec * kVec;
+  const int tail = static_cast<int>(C - full);
   at::parallel_for(0, N * chunks, 1, [&](int64_t u0, int64_t u1) {
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t n = u / chunks, p0 = (u % chunks) * chunk, p1 = std::min(HW, p0 + chunk);
       float* part = partial + u * Cp;
-      for (int64_t c = 0; c < C; c += kVec) {
-        const int nc = static_cast<int>(std::min<int64_t>(kVec, C - c));
-        Vec acc(0.f);
-        for (int64_t p = p0; p < p1; ++p) {
-          const T* ptr = x + (n * HW + p) * C + c;
-          acc = acc + (nc == kVec ? load_f(ptr) : load_f(ptr, nc));
-        }
-        acc.store(part + c);
+      std::fill(part, part + Cp, 0.f);
+      for (const T* px = x + (n * HW + p0) * C; px < x + (n * HW + p1) * C; px += C) {
+        for (int64_t c = 0; c < full; c += kVec) (Vec::loadu(part + c) + load_f(px + c)).store(part + c);
+        if (tail) (Vec::loadu(part + full) + load_f(px + full, tail)).store(part + full);
       }
     }
   });
