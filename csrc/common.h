@@ -75,6 +75,13 @@ inline at::Tensor empty_in_layout(const at::Tensor& x, at::IntArrayRef sizes) {
   return at::empty(sizes, x.options().memory_format(layout_of(x)));
 }
 
+// t in x's memory format (t itself when it is already; .contiguous(format) would keep the strides of an
+// empty t, which every format calls contiguous).
+inline at::Tensor in_layout_of(const at::Tensor& t, const at::Tensor& x) {
+  if (is_channels_last(t) == is_channels_last(x)) return t;
+  return at::empty(t.sizes(), t.options().memory_format(layout_of(x))).copy_(t);
+}
+
 inline const char* expected_float = "expected dtype float32, float16 or bfloat16";
 
 inline bool is_float(const at::Tensor& t) {

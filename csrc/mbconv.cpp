@@ -60,6 +60,9 @@ Tensor mbconv_forward(const Tensor& x, const OptT& expand_w, const OptT& expand_
                    "), got C_out ", proj_w.dim() == 2 ? proj_w.size(0) : -1, " and output ", out_h, "x", out_w);
   }
 
+  // The CPU kernels are NHWC: an NCHW x runs the block in channels_last, and the result is written back
+  // in x's layout (two passes over the narrow tensors instead of two per op over the expanded ones).
+  const Tensor xin = x.is_cpu() ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
   int64_t chunk = x.size(0);
   if (x.is_cpu() && x.size(0) > 1) {
     const int64_t c_exp = dw_w.size(0);
@@ -72,14 +75,14 @@ Tensor mbconv_forward(const Tensor& x, const OptT& expand_w, const OptT& expand_
     return block(xs, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2,
                  se_b2, proj_w, proj_b, residual, activation, se_activation, se_gate);
   };
-  if (chunk >= x.size(0)) return run(x);
-  const Tensor first = run(x.narrow(0, 0, chunk));
+  if (chunk >= x.size(0)) return in_layout_of(run(xin), x);
+  const Tensor first = run(xin.narrow(0, 0, chunk));
   Tensor out = at::empty({x.size(0), first.size(1), first.size(2), first.size(3)},
                          first.options().memory_format(layout_of(x)));
   out.narrow(0, 0, chunk).copy_(first);
   for (int64_t n0 = chunk; n0 < x.size(0); n0 += chunk) {
     const int64_t n = std::min(chunk, x.size(0) - n0);
-    out.narrow(0, n0, n).copy_(run(x.narrow(0, n0, n)));
+    out.narrow(0, n0, n).copy_(run(xin.narrow(0, n0, n)));
   }
   return out;
 }
