@@ -5,6 +5,9 @@
 // costs a oneDNN weight reorder per sample and measured slower). Activation and residual are one
 // in-place elementwise pass after it, skipped when there is neither (the project conv without residual).
 // Half dtypes: ATen's conv accumulates in fp32 with the bias rounded to x's dtype.
+// fp32 calls oneDNN directly: at::conv2d's heuristic sends small 1x1 convs (batch 1 with
+// N*C*H*W <= 20480, e.g. B0's 7x7 expand and head convs) to its native im2col path, which measured
+// 20-25% slower than oneDNN on them (B0 at batch 1: 8 of its 1x1 convs).
 #include <torch/library.h>
 
 #include "../op_handle.h"
@@ -25,7 +28,12 @@ at::Tensor pointwise_conv_cpu(const at::Tensor& x_in, const at::Tensor& weight, 
   const auto fmt = layout_of(x_in);
   const at::Tensor x = scale ? se_scale.call(x_in, *scale) : x_in;
   const auto dtype = x.scalar_type();
-  at::Tensor out = at::conv2d(x, weight.to(dtype).view({weight.size(0), weight.size(1), 1, 1}), bias.to(dtype))
+  const at::Tensor w = weight.to(dtype).contiguous().view({weight.size(0), weight.size(1), 1, 1});
+  const at::Tensor b = bias.to(dtype).contiguous();
+  // (at::mkldnn_convolution reads its operands as dense: a strided view would be read wrongly.)
+  at::Tensor out = (dtype == at::kFloat && at::hasMKLDNN()
+                        ? at::mkldnn_convolution(dense_in_layout(x), w, b, {0, 0}, {1, 1}, {1, 1}, 1)
+                        : at::conv2d(x, w, b))
                        .contiguous(fmt);
   const int act = static_cast<int>(activation);
   if (act == static_cast<int>(Act::None) && !residual) return out;
