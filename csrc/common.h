@@ -39,28 +39,6 @@ C10_HOST_DEVICE inline float apply_act(float v, int act) {
   }
 }
 
-// One output pixel of a depthwise conv on one NCHW plane (H x W input, k x k weights wc, fp32
-// accumulation), before the activation: bias + the taps that fall inside the input. The scalar NCHW
-// kernels of both devices use it.
-template <typename T, typename I>
-C10_HOST_DEVICE inline float dw_pixel(const T* plane, const float* wc, float bias, I oh, I ow, int k, int stride,
-                                      int pad_t, int pad_l, I H, I W) {
-  float acc = bias;
-  for (int kh = 0; kh < k; ++kh) {
-    const I ih = oh * stride - pad_t + kh;
-    if (ih < 0 || ih >= H) continue;
-    for (int kw = 0; kw < k; ++kw) {
-      const I iw = ow * stride - pad_l + kw;
-#ifdef __CUDA_ARCH__
-      if (iw >= 0 && iw < W) acc = fmaf(static_cast<float>(plane[ih * W + iw]), __ldg(wc + kh * k + kw), acc);
-#else
-      if (iw >= 0 && iw < W) acc = fmaf(static_cast<float>(plane[ih * W + iw]), wc[kh * k + kw], acc);
-#endif
-    }
-  }
-  return acc;
-}
-
 // NHWC in memory (C innermost), decided by strides like effkernels._common.is_channels_last.
 inline bool is_channels_last(const at::Tensor& x) { return x.dim() == 4 && x.size(1) > 1 && x.stride(1) == 1; }
 

@@ -87,6 +87,23 @@ __global__ void __launch_bounds__(kThreads) dw_nhwc_kernel(const T* __restrict__
   add_channel_sums<V, kThreads>(sum, sums + static_cast<int64_t>(n) * g.C, c0, nv);
 }
 
+// One output pixel of a depthwise conv on one NCHW plane (H x W input, k x k weights wc, fp32
+// accumulation), before the activation: bias + the taps that fall inside the input.
+template <typename T>
+__device__ inline float dw_pixel(const T* plane, const float* wc, float bias, int oh, int ow, int k, int stride,
+                                 int pad_t, int pad_l, int H, int W) {
+  float acc = bias;
+  for (int kh = 0; kh < k; ++kh) {
+    const int ih = oh * stride - pad_t + kh;
+    if (ih < 0 || ih >= H) continue;
+    for (int kw = 0; kw < k; ++kw) {
+      const int iw = ow * stride - pad_l + kw;
+      if (iw >= 0 && iw < W) acc = fmaf(static_cast<float>(plane[ih * W + iw]), __ldg(wc + kh * k + kw), acc);
+    }
+  }
+  return acc;
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads) dw_nchw_kernel(const T* __restrict__ x, T* __restrict__ out,
                                                            const float* __restrict__ w, const float* __restrict__ bias,
