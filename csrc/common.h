@@ -1,12 +1,10 @@
-// Shared by every effkernels C++/CUDA kernel: activation codes, activations and argument checks.
+// Shared by every effkernels C++/CUDA kernel: activation codes, layouts and argument checks.
 #pragma once
 
 #include <ATen/Dispatch.h>
 #include <torch/types.h>
 
 #include <c10/core/impl/LocalDispatchKeySet.h>
-#include <c10/macros/Macros.h>
-#include <cmath>
 
 // For kernels that call ATen math (at::mm, at::addmm): a custom op reaches its kernel through
 // autocast's fallthrough with the autocast keys still active, so inside torch.autocast those calls
@@ -25,19 +23,6 @@ enum class Act : int64_t { None = 0, Relu = 1, Relu6 = 2, Silu = 3, Hardswish = 
 #define EFFK_DISPATCH_FLOAT(TYPE, NAME, ...)                                             \
   AT_DISPATCH_SWITCH(TYPE, NAME, AT_DISPATCH_CASE(at::kFloat, __VA_ARGS__)               \
                          AT_DISPATCH_CASE(at::kHalf, __VA_ARGS__) AT_DISPATCH_CASE(at::kBFloat16, __VA_ARGS__))
-
-// Scalar activation in fp32 (host and device); `act` is an Act code.
-C10_HOST_DEVICE inline float apply_act(float v, int act) {
-  switch (static_cast<Act>(act)) {
-    case Act::Relu: return v > 0.f ? v : 0.f;
-    case Act::Relu6: return fminf(fmaxf(v, 0.f), 6.f);
-    case Act::Silu: return v / (1.f + expf(-v));
-    case Act::Hardswish: return v * fminf(fmaxf(v + 3.f, 0.f), 6.f) * (1.f / 6.f);
-    case Act::Sigmoid: return 1.f / (1.f + expf(-v));
-    case Act::Hardsigmoid: return fminf(fmaxf(v + 3.f, 0.f), 6.f) * (1.f / 6.f);
-    default: return v;
-  }
-}
 
 // NHWC in memory (C innermost), decided by strides like effkernels._common.is_channels_last.
 inline bool is_channels_last(const at::Tensor& x) { return x.dim() == 4 && x.size(1) > 1 && x.stride(1) == 1; }

@@ -9,6 +9,19 @@
 
 namespace effkernels::cuda {
 
+// Scalar activation in fp32; `act` is an Act code (the CPU kernels' vector form: cpu/vec.h act_vec).
+__device__ __forceinline__ float apply_act(float v, int act) {
+  switch (static_cast<Act>(act)) {
+    case Act::Relu: return v > 0.f ? v : 0.f;
+    case Act::Relu6: return fminf(fmaxf(v, 0.f), 6.f);
+    case Act::Silu: return v / (1.f + expf(-v));
+    case Act::Hardswish: return v * fminf(fmaxf(v + 3.f, 0.f), 6.f) * (1.f / 6.f);
+    case Act::Sigmoid: return 1.f / (1.f + expf(-v));
+    case Act::Hardsigmoid: return fminf(fmaxf(v + 3.f, 0.f), 6.f) * (1.f / 6.f);
+    default: return v;
+  }
+}
+
 // Elements per 16-byte vector: 4 fp32, 8 fp16/bf16.
 template <typename T>
 constexpr int kVec = 16 / sizeof(T);
