@@ -16,14 +16,22 @@ Other architectures always build generic (at::vec's portable code). A build for 
 CPU lacks fails with a clear error at the first kernel call (not SIGILL).
 """
 import glob
+import importlib.util
 import os
 import platform
 
 from setuptools import setup
 
-mode = os.environ.get("EFFKERNELS_EXT", "auto").lower()
-if mode not in ("auto", "cuda", "cpu", "none"):
-    raise SystemExit(f"EFFKERNELS_EXT: expected auto, cuda, cpu or none, got {mode!r}")
+# The settings live in effkernels/_config.py (standard library only): loaded by path, before torch.
+_spec = importlib.util.spec_from_file_location("_effkernels_config", os.path.join(os.path.dirname(
+    os.path.abspath(__file__)), "effkernels", "_config.py"))
+config = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(config)
+try:
+    mode = config.get("EFFKERNELS_EXT")
+    cpu_arch = config.get("EFFKERNELS_CPU_ARCH")
+except ValueError as e:
+    raise SystemExit(str(e)) from None
 
 ext_modules, cmdclass = [], {}
 if mode != "none":
@@ -48,9 +56,6 @@ if mode != "none":
     sources = sorted(glob.glob(os.path.join(here, "csrc", "*.cpp")) + glob.glob(os.path.join(here, "csrc", "cpu", "*.cpp")))
     sources = [os.path.relpath(s, here) for s in sources]
     cxx = ["-O3", "-fopenmp"]  # no -std: torch's headers pick the C++ standard they need
-    cpu_arch = os.environ.get("EFFKERNELS_CPU_ARCH", "auto").lower()
-    if cpu_arch not in ("auto", "avx512", "avx2", "generic"):
-        raise SystemExit(f"EFFKERNELS_CPU_ARCH: expected auto, avx512, avx2 or generic, got {cpu_arch!r}")
     if platform.machine().lower() not in ("x86_64", "amd64"):
         cpu_arch = "generic"
     elif cpu_arch == "auto":

@@ -5,48 +5,32 @@ only change the defaults. See benchmarks/README.md for the table.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 
 import torch
+
+from effkernels import _config as effk_config
 
 LEVELS = ("op", "block", "model")
 PROVIDERS = ("eager", "compile", "compile-max-autotune", "effkernels-triton", "effkernels-cuda", "effkernels-cpu")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-# name, environment variable, help. Defaults depend on the mode and the device (see _defaults).
-OPTIONS = (
-    ("mode", "EFFK_BENCH_MODE", "quick (default: a few minutes on a laptop CPU) or full (every shape, phi 0..7)"),
-    ("level", "EFFK_BENCH_LEVEL", "comma list of levels: op,block,model (default: all)"),
-    ("phi", "EFFK_BENCH_PHI", "phi list for the op and block levels, e.g. 0,1 or 0-7 (quick: 0,1; full: 0-7)"),
-    ("model-phi", "EFFK_BENCH_MODEL_PHI", "phi list for the model level (quick: 0; full: same as --bench-phi)"),
-    ("batch", "EFFK_BENCH_BATCH", "batch size of every level (quick: 2; full: 8)"),
-    ("dtype", "EFFK_BENCH_DTYPE", "bf16 | fp16 | fp32 (default: bf16 on a GPU, fp32 on the CPU)"),
-    ("layout", "EFFK_BENCH_LAYOUT", "channels_last (default) | contiguous"),
-    ("op-shapes", "EFFK_BENCH_OP_SHAPES", "op-level shapes per phi, heaviest first: depthwise layers (dwconv and SE "
-                                          "cases), and expand / project 1x1 convs each (pointwise cases); 0 = every "
-                                          "distinct one (quick: 2; full: 0)"),
-    ("blocks", "EFFK_BENCH_BLOCKS", "stage-first MBConv blocks per phi, heaviest first; 0 = all 7 (quick: 1; full: 0)"),
-    ("resolution", "EFFK_BENCH_RESOLUTION", "input resolution for every phi (default: each variant's paper resolution)"),
-    ("providers", "EFFK_BENCH_PROVIDERS", "comma list of providers to run (default: all; the rest are deselected). "
-                                          "One of: " + ", ".join(PROVIDERS)),
-    ("case-time", "EFFK_BENCH_CASE_TIME", "seconds of timed rounds per case (quick: 0.2; full: 0.5)"),
-    ("threads", "EFFK_BENCH_THREADS", "CPU runs: torch intra-op threads (default: torch's choice; 1 gives steadier "
-                                      "numbers on a shared machine)"),
-    ("budget", "EFFK_BENCH_BUDGET", "seconds for the whole session; cases that start later skip (default: none)"),
-    ("outcomes", "EFFK_BENCH_OUTCOMES", "also write the session's skips, wrong outputs and device info to this JSON"),
-)
+# Flag names; each reads the setting EFFKERNELS_BENCH_<NAME> of effkernels/_config.py, whose text is the help.
+# Defaults depend on the mode and the device (see from_pytest).
+OPTIONS = tuple((name, "EFFKERNELS_BENCH_" + name.upper().replace("-", "_")) for name in (
+    "mode", "level", "phi", "model-phi", "batch", "dtype", "layout", "op-shapes", "blocks", "resolution",
+    "providers", "case-time", "threads", "budget", "outcomes"))
 
 
 def add_options(parser) -> None:
     group = parser.getgroup("effkernels benchmarks")
-    for name, env, text in OPTIONS:
-        group.addoption(f"--bench-{name}", default=None, help=f"{text} [env {env}]")
+    for name, env in OPTIONS:
+        group.addoption(f"--bench-{name}", default=None, help=f"{effk_config.SETTINGS[env].meaning} [env {env}]")
 
 
 def _raw(config, name: str, env: str):
     value = config.getoption(f"--bench-{name}")
-    return value if value is not None else os.environ.get(env)
+    return value if value is not None else (effk_config.get(env) or None)
 
 
 def parse_phis(text: str, what: str):
@@ -106,7 +90,7 @@ class BenchConfig:
 
 def from_pytest(config) -> BenchConfig:
     """Read every option; raise ValueError naming the option when a value is bad."""
-    v = {name.replace("-", "_"): _raw(config, name, env) for name, env, _ in OPTIONS}
+    v = {name.replace("-", "_"): _raw(config, name, env) for name, env in OPTIONS}
     mode = v["mode"] or "quick"
     if mode not in ("quick", "full"):
         raise ValueError(f"--bench-mode: expected quick or full, got {mode!r}")

@@ -10,12 +10,12 @@
 # 5b B0's two heaviest blocks at batch 1 and 128: the CUDA whole-block op vs the Triton block vs eager
 #                                                               -> OUTDIR/report-blocks-b1.md, report-blocks-b128.md
 # 6 a summary table, printed last                               -> everything also in OUTDIR/log.txt
-# Every step has its own time limit taken from one overall budget (EFFK_GPU_CHECK_SECONDS, default 450),
+# Every step has its own time limit taken from one overall budget (EFFKERNELS_GPU_CHECK_SECONDS, default 450),
 # a failing step is logged and the script goes on, so it always reaches the report and the summary.
-# EFFK_GPU_CHECK_DRY_RUN=1 prints the commands instead of running them (a check of this script's logic);
-# EFFK_GPU_CHECK_SKIP=build,tests,unwind,sanitizer,sweep,blocks-b1,blocks-b128 (any of them) leaves steps out, e.g. to rerun the sweep.
-# EFFK_GPU_SWEEP_RUN_ARGS (run.py's own options, default "--mode full") and EFFK_GPU_SWEEP_ARGS (pytest's) shape the sweep;
-# EFFK_GPU_TESTS_SECONDS caps the tests (default 100).
+# EFFKERNELS_GPU_CHECK_DRY_RUN=1 prints the commands instead of running them (a check of this script's logic);
+# EFFKERNELS_GPU_CHECK_SKIP=build,tests,unwind,sanitizer,sweep,blocks-b1,blocks-b128 (any of them) leaves steps out, e.g. to rerun the sweep.
+# EFFKERNELS_GPU_SWEEP_RUN_ARGS (run.py's own options, default "--mode full") and EFFKERNELS_GPU_SWEEP_ARGS (pytest's) shape the sweep;
+# EFFKERNELS_GPU_TESTS_SECONDS caps the tests (default 100).
 set -u
 
 if [ $# -ne 1 ]; then
@@ -27,13 +27,13 @@ OUT=$(cd "$1" && pwd)
 cd "$(dirname "$0")/.." || exit 2
 REPO=$(pwd)
 PY=${PYTHON:-python}
-TOTAL=${EFFK_GPU_CHECK_SECONDS:-450}
-DRY=${EFFK_GPU_CHECK_DRY_RUN:-0}
-SKIP=",${EFFK_GPU_CHECK_SKIP:-},"
+TOTAL=${EFFKERNELS_GPU_CHECK_SECONDS:-450}
+DRY=${EFFKERNELS_GPU_CHECK_DRY_RUN:-0}
+SKIP=",${EFFKERNELS_GPU_CHECK_SKIP:-},"
 # The sweep: full mode (bf16, batch 32 as the issues ask, phi 0..7) with the heaviest depthwise shape and stage-first block
 # per phi, so the budget reaches as many phi as it can (cases run phi by phi; see benchmarks/README.md).
-SWEEP_ARGS=${EFFK_GPU_SWEEP_ARGS:---bench-batch 32 --bench-op-shapes 1 --bench-blocks 1 --bench-case-time 0.2}
-SWEEP_RUN_ARGS=${EFFK_GPU_SWEEP_RUN_ARGS:---mode full}
+SWEEP_ARGS=${EFFKERNELS_GPU_SWEEP_ARGS:---bench-batch 32 --bench-op-shapes 1 --bench-blocks 1 --bench-case-time 0.2}
+SWEEP_RUN_ARGS=${EFFKERNELS_GPU_SWEEP_RUN_ARGS:---mode full}
 TMPD=$(mktemp -d)
 START=$SECONDS
 LOG="$OUT/log.txt"
@@ -89,8 +89,8 @@ wait_bg() {
 }
 skipped() {
     [[ "$SKIP" == *",$1,"* ]] || return 1
-    echo "=== [$1] skipped (EFFK_GPU_CHECK_SKIP)"
-    record "$1" "skipped (EFFK_GPU_CHECK_SKIP)" 0
+    echo "=== [$1] skipped (EFFKERNELS_GPU_CHECK_SKIP)"
+    record "$1" "skipped (EFFKERNELS_GPU_CHECK_SKIP)" 0
 }
 finished() {  # NAME LIMIT RC SECONDS
     local how="ok"
@@ -132,7 +132,7 @@ timeout 60 $PY -c "import effkernels; [print(f'  backend {k:6s} {\"yes\" if ok e
 # ---- 3. tests, and alongside them 3b C++ exceptions and 4 compute-sanitizer ---------------------------
 # The files that exercise CUDA, the C++/CUDA extension's first; the rest of tests/ is device-independent and runs in CI.
 GPU_TESTS="test_extension.py test_mbconv.py test_dwconv_bn_act.py test_squeeze_excite.py test_pointwise_conv.py test_nn.py test_convert.py"
-LIM=$(limit "${EFFK_GPU_TESTS_SECONDS:-100}" 150)
+LIM=$(limit "${EFFKERNELS_GPU_TESTS_SECONDS:-100}" 150)
 bg unwind "$LIM" bash "$REPO/benchmarks/unwind_probe.sh"
 SAN=$(command -v compute-sanitizer || ls "${CUDA_HOME:-/usr/local/cuda}"/bin/compute-sanitizer /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 if [ -n "$SAN" ]; then

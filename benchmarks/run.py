@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from effkernels import _config as effk_config
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROVIDERS = ("eager", "compile", "compile-max-autotune", "effkernels-triton", "effkernels-cuda", "effkernels-cpu")
 # (pass name, its providers, its share of a budget)
@@ -72,7 +74,7 @@ def _run_pass(name, providers, args, tmp, soft, hard):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="output folder (default benchmarks/out)")
-    ap.add_argument("--mode", default=os.environ.get("EFFK_BENCH_MODE", "quick"), choices=("quick", "full"))
+    ap.add_argument("--mode", default=effk_config.get("EFFKERNELS_BENCH_MODE"), choices=("quick", "full"))
     ap.add_argument("--levels", default="op,block,model", help="comma list of levels (default: all)")
     ap.add_argument("--providers", default=",".join(PROVIDERS), help="comma list of providers (default: all)")
     ap.add_argument("--budget", type=float, default=0.0, help="seconds for the whole sweep (default: none)")

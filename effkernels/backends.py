@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from . import _ext
+from . import _config, _ext
 
 BACKENDS = ("triton", "cuda", "cpu", "eager")
 
@@ -28,7 +28,7 @@ def triton_interpreted() -> bool:
 
 # EFFKERNELS_TRITON_AUTOTUNE=0 pins one config per kernel (the interpreter always does): the test
 # suite sets it on a GPU, where every new test shape would otherwise compile and time every config.
-_TRITON_AUTOTUNE = not _TRITON_INTERPRETED and os.environ.get("EFFKERNELS_TRITON_AUTOTUNE", "1") != "0"
+_TRITON_AUTOTUNE = not _TRITON_INTERPRETED and _config.get("EFFKERNELS_TRITON_AUTOTUNE") != "0"
 
 
 def triton_autotune() -> bool:

@@ -301,11 +301,11 @@ def _raised_in_child(nodeid):
     error raised by a CUDA call killed the process with a segmentation fault
     (benchmarks/results/2026-11-27-nvidia-h200/NOTES.md); in a child, a crash is this test's failure, with the
     child's output, not the end of the suite. Returns False inside the child, where the test body runs."""
-    if os.environ.get("EFFK_TEST_CHILD"):
+    if os.environ.get("EFFKERNELS_TEST_CHILD"):
         return False
     child = subprocess.run(
         [sys.executable, "-X", "faulthandler", "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::{nodeid}"],
-        env={**os.environ, "EFFK_TEST_CHILD": "1"}, capture_output=True, text=True, timeout=600)
+        env={**os.environ, "EFFKERNELS_TEST_CHILD": "1"}, capture_output=True, text=True, timeout=600)
     assert child.returncode == 0, f"exit {child.returncode}\n{child.stdout[-4000:]}\n{child.stderr[-4000:]}"
     return True
 

@@ -1,0 +1,123 @@
+"""Every environment setting of effkernels, in one place: its name, default, when it is read, what it means.
+
+All names start with EFFKERNELS_. Values are read when they are used (`get`), never cached at
+import, so a test or a tool that sets one before the call sees it take effect, whatever ran before.
+This file imports nothing but the standard library: setup.py loads it by path to read the build
+settings before torch or the package can be imported.
+
+    python -m effkernels._config             # every setting, its current value and meaning
+    python -m effkernels._config --markdown  # the README's table (tests/test_config.py checks they agree)
+
+Settings that are not ours and that effkernels respects: TRITON_INTERPRET (Triton's, read when triton
+is imported: 1 runs Triton kernels on the CPU), TORCH_CUDA_ARCH_LIST and MAX_JOBS (torch's extension
+build).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import NamedTuple
+
+PREFIX = "EFFKERNELS_"
+
+
+class Setting(NamedTuple):
+    name: str
+    default: str
+    when: str          # who reads it and when
+    meaning: str
+    choices: tuple = ()  # allowed values ('' = any)
+
+
+_BUILD = "setup.py, when the extension is built"
+_BENCH = "benchmarks/, when a benchmark session starts (the pytest flag --bench-<name> wins)"
+_GPU = "tools/gpu_check.sh, when it starts"
+
+SETTINGS = {s.name: s for s in (
+    Setting("EFFKERNELS_EXT", "auto", _BUILD,
+            "what to compile: auto (CUDA + CPU kernels when torch is a CUDA build and nvcc is found, else CPU "
+            "only), cuda, cpu, or none (pure Python: Triton and eager backends)", ("auto", "cuda", "cpu", "none")),
+    Setting("EFFKERNELS_CPU_ARCH", "auto", _BUILD,
+            "vector ISA of the CPU kernels: auto (the one torch's own kernels use on the build machine), avx512, "
+            "avx2 or generic", ("auto", "avx512", "avx2", "generic")),
+    Setting("EFFKERNELS_CONFIG_DIR", "", "effkernels.triton, when the first Triton kernel picks its tile "
+            "(effkernels.configs.reload() reads it again)",
+            "a folder of per-GPU config tables (<device name>.json, written by `python -m effkernels.tune`) "
+            "searched before the ones shipped in effkernels/configs/"),
+    Setting("EFFKERNELS_TRITON_AUTOTUNE", "1", "effkernels.backends, at import",
+            "0: every Triton launcher uses one config instead of autotuning (the interpreter always does)",
+            ("0", "1")),
+    Setting("EFFKERNELS_BENCH_MODE", "quick", _BENCH,
+            "quick (a few minutes on a laptop CPU) or full (every shape, phi 0..7)", ("quick", "full")),
+    Setting("EFFKERNELS_BENCH_LEVEL", "", _BENCH, "comma list of levels: op,block,model (default: all)"),
+    Setting("EFFKERNELS_BENCH_PHI", "", _BENCH,
+            "phi list for the op and block levels, e.g. 0,1 or 0-7 (quick: 0,1; full: 0-7)"),
+    Setting("EFFKERNELS_BENCH_MODEL_PHI", "", _BENCH,
+            "phi list for the model level (quick: 0; full: same as the op/block phi)"),
+    Setting("EFFKERNELS_BENCH_BATCH", "", _BENCH, "batch size of every level (quick: 2; full: 8)"),
+    Setting("EFFKERNELS_BENCH_DTYPE", "", _BENCH, "bf16 | fp16 | fp32 (default: bf16 on a GPU, fp32 on the CPU)"),
+    Setting("EFFKERNELS_BENCH_LAYOUT", "", _BENCH, "channels_last (default) | contiguous"),
+    Setting("EFFKERNELS_BENCH_OP_SHAPES", "", _BENCH,
+            "op-level shapes per phi, heaviest first (depthwise layers for the dwconv and SE cases; expand and "
+            "project 1x1 convs each for the pointwise cases); 0 = every distinct one (quick: 2; full: 0)"),
+    Setting("EFFKERNELS_BENCH_BLOCKS", "", _BENCH,
+            "stage-first MBConv blocks per phi, heaviest first; 0 = all 7 (quick: 1; full: 0)"),
+    Setting("EFFKERNELS_BENCH_RESOLUTION", "", _BENCH,
+            "input resolution for every phi (default: each variant's paper resolution)"),
+    Setting("EFFKERNELS_BENCH_PROVIDERS", "", _BENCH,
+            "comma list of providers to run (default: all; the rest are deselected)"),
+    Setting("EFFKERNELS_BENCH_CASE_TIME", "", _BENCH, "seconds of timed rounds per case (quick: 0.2; full: 0.5)"),
+    Setting("EFFKERNELS_BENCH_THREADS", "", _BENCH,
+            "CPU runs: torch intra-op threads (default: torch's choice; 1 gives steadier numbers on a shared "
+            "machine)"),
+    Setting("EFFKERNELS_BENCH_BUDGET", "", _BENCH,
+            "seconds for the whole session; cases that would start later skip (default: none)"),
+    Setting("EFFKERNELS_BENCH_OUTCOMES", "", _BENCH,
+            "also write the session's skips, wrong outputs and device info to this JSON file"),
+    Setting("EFFKERNELS_GPU_CHECK_SECONDS", "450", _GPU, "overall time budget of the GPU check, in seconds"),
+    Setting("EFFKERNELS_GPU_CHECK_DRY_RUN", "0", _GPU, "1: print the check's commands instead of running them",
+            ("0", "1")),
+    Setting("EFFKERNELS_GPU_CHECK_SKIP", "", _GPU, "comma list of steps of the GPU check to leave out"),
+    Setting("EFFKERNELS_GPU_TESTS_SECONDS", "100", _GPU, "time cap of the GPU check's test step, in seconds"),
+    Setting("EFFKERNELS_GPU_SWEEP_ARGS", "", _GPU, "pytest options of the GPU check's benchmark sweep"),
+    Setting("EFFKERNELS_GPU_SWEEP_RUN_ARGS", "--mode full", _GPU, "benchmarks/run.py options of the GPU check's sweep"),
+    Setting("EFFKERNELS_TEST_CHILD", "", "tests/, internal",
+            "set by a test for the child process it starts (a C++ error path run in isolation); not for users"),
+)}
+
+
+def get(name: str) -> str:
+    """The setting's current value (the environment, else its default), checked against its choices."""
+    try:
+        s = SETTINGS[name]
+    except KeyError:
+        raise KeyError(f"name: {name!r} is not an effkernels setting (see effkernels/_config.py)") from None
+    value = os.environ.get(name, s.default)
+    if s.choices and value.lower() not in s.choices:
+        raise ValueError(f"{name}: expected one of {', '.join(s.choices)}, got {value!r}")
+    return value.lower() if s.choices else value
+
+
+def markdown() -> str:
+    """The table of settings the README carries."""
+    rows = ["| setting | default | read by, when | meaning |", "|---|---|---|---|"]
+    rows += [f"| `{s.name}` | {('`' + s.default + '`') if s.default else '–'} | {s.when} | {s.meaning} |"
+             for s in SETTINGS.values()]
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--markdown"]:
+        print(markdown())
+        return 0
+    if argv:
+        print("usage: python -m effkernels._config [--markdown]", file=sys.stderr)
+        return 2
+    for s in SETTINGS.values():
+        print(f"{s.name}={os.environ.get(s.name, s.default)!s:<14} {s.meaning}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
