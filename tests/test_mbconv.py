@@ -184,11 +184,13 @@ def test_refuses_autograd(backend):
 # Ops that allocate or reinterpret memory without running a kernel.
 _NO_KERNEL = {"empty", "empty_strided", "new_empty", "new_empty_strided", "view", "_unsafe_view", "as_strided",
               "permute", "t", "transpose", "unsqueeze", "squeeze", "select", "slice", "alias", "detach", "expand"}
+# Library GEMMs (cuBLAS on a GPU): one device launch each, counted with the Triton launches.
+_GEMMS = {"mm", "addmm", "addmm_", "bmm", "baddbmm", "baddbmm_"}
 
 
 def _kernels(fn):
-    """Run fn; return (triton kernels launched, other aten ops that would run a device kernel, effkernels
-    ops that went through the torch dispatcher).
+    """Run fn; return (device launches: triton kernels and library GEMMs, other aten ops that would run a
+    device kernel, effkernels ops that went through the torch dispatcher).
 
     Patches triton's launch entry points and walks into the effkernels_triton custom ops (a
     TorchDispatchMode otherwise sees them as one opaque call), so a zero-fill or copy inside a
@@ -221,7 +223,9 @@ def _kernels(fn):
             if func.namespace == "effkernels_triton":
                 with self:  # run the op's Python body under this mode
                     return OPDEFS[func._schema.name]._init_fn(*args, **kwargs)
-            if func.overloadpacket.__name__ not in _NO_KERNEL:
+            if func.overloadpacket.__name__ in _GEMMS:
+                launched.append(str(func))
+            elif func.overloadpacket.__name__ not in _NO_KERNEL:
                 hidden.append(str(func))
             return func(*args, **kwargs)
 
@@ -236,7 +240,7 @@ def _kernels(fn):
     return launched, hidden, dispatched
 
 
-LAUNCH_CASES = [  # (expand, se): expected Triton launches
+LAUNCH_CASES = [  # (expand, se): expected device launches (channels_last: library GEMMs for both 1x1 convs)
     pytest.param(6, True, 4, id="expand6-se"),
     pytest.param(1, True, 3, id="expand1-se"),
     pytest.param(6, False, 3, id="expand6-nose"),
@@ -256,9 +260,9 @@ def _launch_block(expand, se):
 @pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
 @pytest.mark.parametrize("expand,se,expected", LAUNCH_CASES)
 def test_triton_launches(expand, se, expected):
-    """At most 4 Triton kernels per block (3 when expand ratio is 1): expand, dw (+ SE sums),
-    excite, project (+ scale, residual); called eagerly, the launchers directly: no effkernels op
-    enters the torch dispatcher (a custom-op hop costs more than the kernel on small layers)."""
+    """At most 4 device launches per block (3 when expand ratio is 1): expand, dw (+ SE sums), excite,
+    project; called eagerly, the launchers directly: no effkernels op enters the torch dispatcher (a
+    custom-op hop costs more than the kernel on small layers)."""
     fn = _launch_block(expand, se)
     launched, _, dispatched = _kernels(fn)
     assert len(launched) == expected, launched
@@ -268,7 +272,7 @@ def test_triton_launches(expand, se, expected):
 @pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
 @pytest.mark.parametrize("expand,se,expected", LAUNCH_CASES)
 def test_no_hidden_kernels(expand, se, expected):
-    """Nothing but the Triton launches runs a kernel: no zero-fills, copies or casts around them."""
+    """Nothing but the Triton launches and library GEMMs runs a kernel: no zero-fills, copies or casts."""
     fn = _launch_block(expand, se)
     launched, hidden, _ = _kernels(fn)
     assert len(launched) == expected and hidden == [], (launched, hidden)
@@ -300,8 +304,8 @@ def test_partial_sums_poisoned(monkeypatch, channels_last):
         first = mbconv(x, *params, backend="triton")
         second = mbconv(x, *params, backend="triton")
     table = tri.NHWC if channels_last else tri.STRIDED
-    picked = table.pick(("fp32", 2, params[2].shape[0], 11, 13, 3, 1), x.device).kwargs["BLOCK_P"]
-    assert rows == [-(-143 // picked)] * 2
+    picked = table.pick(("fp32", 2, params[2].shape[0], 11, 13, 3, 1), x.device)
+    assert rows == [tri.pixel_blocks(picked, 11, 13)] * 2
     assert_close_to_ref(first, ref, torch.float32)
     assert_close_to_ref(second, ref, torch.float32)
 
@@ -312,6 +316,7 @@ def test_opcheck_dw_se_op():
     block = _torchvision_block(6, 3, 2, 8, 16)
     p = _params(block, torch.float32)
     h = torch.randn(2, 48, 9, 9).contiguous(memory_format=torch.channels_last)
-    torch.library.opcheck(torch.ops.effkernels_triton.mbconv_dw_se.default,
-                          (h, p[2], p[3], 2, 1, 1, 5, 5, 3, *p[6:10], 3, 5),
-                          test_utils=("test_schema", "test_faketensor"))
+    for pre_b, proj in ((None, (None, None, None)), (torch.randn(48), (p[11], p[12], None))):
+        torch.library.opcheck(torch.ops.effkernels_triton.mbconv_dw_se.default,
+                              (h, p[2], p[3], 2, 1, 1, 5, 5, 3, pre_b, 3, *p[6:10], 3, 5, *proj),
+                              test_utils=("test_schema", "test_faketensor"))

@@ -1,16 +1,20 @@
 """mbconv: a whole MBConv inference forward (BN folded) in as few kernels as the data flow allows.
 
-Triton backend, one launch per step, the expanded tensor written once and read twice:
-  1. expand 1x1 GEMM + bias + act              (pointwise_conv; skipped when expand ratio is 1)
-  2. depthwise conv + bias + act + SE sums      (dwconv_bn_act_partials: fp32 [N, P_blocks, C]
-                                                 partial sums, one row per pixel block)
-  3. SE excite MLP on the sums -> fp32 scale    (se_excite, which also adds up the P_blocks rows;
-                                                 skipped without SE)
-  4. project 1x1 GEMM, SE scale as prologue, bias + residual as epilogue (pointwise_conv)
-Nothing else runs on the device: every buffer is torch.empty and written once by a kernel (the
-partial sums are why no zero-filled [N, C] buffer and no atomics are needed), so a block is 4
-launches (3 with expand ratio 1). Steps 2 and 3 are one custom op under torch.compile
-(effkernels_triton::mbconv_dw_se: its outputs have static shapes, the partials' do not).
+Triton backend, at most 4 device launches, the expanded tensor written once and read twice. The two
+1x1 convs run as library GEMMs or as fused Triton GEMMs, per shape (triton/mbconv.py: `gemm_paths`,
+a tuned table entry, else a documented rule):
+  1. expand: torch.mm writing the pre-activation (library), or the Triton GEMM with bias + act
+     (skipped when the expand ratio is 1)
+  2. depthwise conv + bias + act + SE sums      (NHWC kernel; with a library expand it applies the
+     expand's bias + act as it loads; fp32 [N, P_blocks, C] partial SE sums, one row per pixel block;
+     with a library project it also initialises the project output to bias (+ residual))
+  3. SE excite MLP on the sums, adding up the P_blocks rows (skipped without SE): writes the fp32
+     scale, or per-image project weights W'[n] = W * scale[n] for a library project
+  4. project: torch.baddbmm_ / addmm_ into the initialised output (library), or the Triton GEMM
+     with the scale as prologue and bias + residual as epilogue
+Nothing else runs on the device: every buffer is torch.empty and written once by a kernel.
+Steps 2 and 3 are one custom op under torch.compile (effkernels_triton::mbconv_dw_se: its outputs
+have static shapes, the partials' do not).
 "cuda"/"cpu": torch.ops.effkernels.mbconv_forward; "eager": reference.mbconv_ref.
 """
 from __future__ import annotations
@@ -31,16 +35,25 @@ def _mbconv_forward_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad
     return empty_like_layout(x, (x.shape[0], proj_w.shape[0], out_h, out_w))
 
 
-def _dw_se_fake(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1, se_b1, se_w2, se_b2, se_act,
-                se_gate):
-    return (empty_like_layout(h, (h.shape[0], h.shape[1], out_h, out_w)),
-            h.new_empty((h.shape[0], h.shape[1]), dtype=torch.float32))
+def _dw_se_fake(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, pre_b, pre_act, se_w1, se_b1, se_w2,
+                se_b2, se_act, se_gate, proj_w, proj_b, residual):
+    n, c = h.shape[:2]
+    out = empty_like_layout(h, (n, c, out_h, out_w))
+    if se_w1 is None:
+        se_out = h.new_empty((0,), dtype=torch.float32)
+    else:
+        se_out = h.new_empty((n, c), dtype=torch.float32) if proj_w is None else h.new_empty((n, proj_w.shape[0], c))
+    if proj_w is None:
+        return out, se_out, h.new_empty((0,))
+    return out, se_out, torch.empty((n, proj_w.shape[0], out_h, out_w), dtype=h.dtype, device=h.device,
+                                    memory_format=torch.channels_last)
 
 
 _dispatch.define("mbconv_forward", _mbconv_forward_fake)  # C++ only: the Triton block is composed below
 _dispatch.define("mbconv_dw_se", _dw_se_fake, "(Tensor h, Tensor dw_w, Tensor dw_b, int stride, int pad_top, "
-                 "int pad_left, int out_h, int out_w, int act, Tensor se_w1, Tensor se_b1, Tensor se_w2, "
-                 "Tensor se_b2, int se_act, int se_gate) -> (Tensor, Tensor)", "effkernels.triton.mbconv:dw_se",
+                 "int pad_left, int out_h, int out_w, int act, Tensor? pre_b, int pre_act, Tensor? se_w1, "
+                 "Tensor? se_b1, Tensor? se_w2, Tensor? se_b2, int se_act, int se_gate, Tensor? proj_w, "
+                 "Tensor? proj_b, Tensor? residual) -> (Tensor, Tensor, Tensor)", "effkernels.triton.mbconv:dw_se",
                  native=False)
 
 
@@ -111,14 +124,32 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
         return _dispatch.run("mbconv_forward", be, x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left,
                              out_h, out_w, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b, residual, act, se_act,
                              se_gate_code)
-    h = x if expand_w is None else _dispatch.run("pointwise_conv", be, x, expand_w, expand_b, act, None, None)
-    # The dw kernel's limits (k, stride, activation) as the public op checks them.
-    dw_act, _, geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, se_w1 is not None)
-    scale = None
-    if se_w1 is None:
-        h, _ = _dispatch.run("dwconv_bn_act", be, h, dw_w, dw_b, stride, *geom, dw_act, False)
-    else:
+    return _triton_block(x, expand_w, expand_b, dw_w, dw_b, stride, padding, (pad_top, pad_left, out_h, out_w),
+                         se_w1, se_b1, se_w2, se_b2, proj_w, proj_b, residual, activation, act, se_act, se_gate_code)
+
+
+def _triton_block(x, expand_w, expand_b, dw_w, dw_b, stride, padding, geom, se_w1, se_b1, se_w2, se_b2, proj_w,
+                  proj_b, residual, activation, act, se_act, se_gate):
+    from ..triton.mbconv import expand_preactivation, gemm_paths, project_into
+
+    se = se_w1 is not None
+    if se:
         _check_triton_squeeze(se_w1, "se_w1")
-        h, scale = _dispatch.run("mbconv_dw_se", be, h, dw_w, dw_b, stride, *geom, dw_act, se_w1, se_b1, se_w2,
-                                 se_b2, se_act, se_gate_code)
-    return _dispatch.run("pointwise_conv", be, h, proj_w, proj_b, 0, scale, x if residual else None)
+    expand_lib, project_lib = gemm_paths(x, dw_w.shape[0], proj_w.shape[0], geom[2], geom[3], se,
+                                         expand_w is not None)
+    pre_b = None
+    if expand_w is None:
+        h = x
+    elif expand_lib:
+        h, pre_b = expand_preactivation(x, expand_w), expand_b
+    else:
+        h = _dispatch.run("pointwise_conv", "triton", x, expand_w, expand_b, act, None, None)
+    # The dw kernel's limits (k, stride, activation) as the public op checks them.
+    dw_act, _, dw_geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, se)
+    res = x if residual else None
+    lib = (proj_w, proj_b, res) if project_lib else (None, None, None)
+    h, se_out, y = _dispatch.run("mbconv_dw_se", "triton", h, dw_w, dw_b, stride, *dw_geom, dw_act, pre_b, act,
+                                 se_w1, se_b1, se_w2, se_b2, se_act, se_gate, *lib)
+    if project_lib:
+        return project_into(y, h, se_out if se else proj_w)
+    return _dispatch.run("pointwise_conv", "triton", h, proj_w, proj_b, 0, se_out if se else None, res)

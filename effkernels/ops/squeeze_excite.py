@@ -23,6 +23,10 @@ _dispatch.define("se_excite", lambda sums, *_: sums.new_empty((sums.shape[0], su
                  "int gate) -> Tensor", _TRITON + "se_excite")
 _dispatch.define("se_scale", lambda x, scale: empty_like_layout(x, x.shape), "(Tensor x, Tensor scale) -> Tensor",
                  _TRITON + "se_scale")
+# Triton only: the three kernels behind one launcher (one custom op under torch.compile).
+_dispatch.define("squeeze_excite", lambda x, *_: empty_like_layout(x, x.shape),
+                 "(Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2, int activation, int gate) -> Tensor",
+                 _TRITON + "squeeze_excite", native=False)
 
 
 def _check_x(x):
@@ -87,7 +91,8 @@ def se_scale(x, scale, backend="auto"):
 
 def squeeze_excite(x, w1, b1, w2, b2, activation="silu", gate="sigmoid", backend="auto"):
     """torchvision's SqueezeExcitation on x [N, C, H, W] with fc weights as matrices w1 [S, C],
-    w2 [C, S]: x * gate(w2 @ act(w1 @ mean_hw(x) + b1) + b2). Three kernels: sums, excite, scale."""
+    w2 [C, S]: x * gate(w2 @ act(w1 @ mean_hw(x) + b1) + b2). Three kernels: sums, excite, scale
+    (Triton: partial sums over pixel pieces, which excite reduces; one launcher)."""
     _check_x(x)
     n, c, h, w = x.shape
     codes = _check_se(c, w1, b1, w2, b2, activation, gate, x.device)
@@ -99,6 +104,7 @@ def squeeze_excite(x, w1, b1, w2, b2, activation="silu", gate="sigmoid", backend
         return x.clone()  # no pixels to scale
     if be == "triton":
         _check_triton_squeeze(w1)
+        return _dispatch.run("squeeze_excite", be, x, w1, b1, w2, b2, *codes)
     sums = _dispatch.run("channel_sums", be, x)
     scale = _dispatch.run("se_excite", be, sums, 1.0 / (h * w), w1, b1, w2, b2, *codes)
     return _dispatch.run("se_scale", be, x, scale)

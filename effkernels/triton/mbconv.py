@@ -1,20 +1,116 @@
-"""Launchers that chain kernels of the other modules for the Triton MBConv block (ops/mbconv.py).
+"""The Triton MBConv block's steps that chain kernels of the other modules, and its GEMM choice.
 
-dw_se is steps 2-3 of the block: the depthwise kernel leaves its SE sums as per-pixel-block partials
-([N, P_blocks, C], P_blocks set by the tile it runs) and se_excite reduces them while it takes the mean.
-Under torch.compile the pair is one custom op (effkernels_triton::mbconv_dw_se) whose outputs have static
-shapes, which the partials' do not. No kernels are defined here.
+Two ways to run the block's 1x1 convs, chosen per shape by `gemm_paths` (the GEMM table, else `_gemm_rule`):
+- library GEMMs (channels_last only): the expand is torch.mm (cuBLAS on a GPU) writing the
+  pre-activation, whose bias + activation the depthwise kernel applies as it loads it (its prologue);
+  the project is an in-place batched GEMM, y[n] += h[n] @ W'[n]^T (torch.baddbmm_, beta = 1), with
+  W'[n] = W * s[n] (the SE scale folded into per-image weights, written by the excite kernel) and y
+  initialised to bias (+ residual) by the depthwise kernel (Y_INIT), since an ATen GEMM has no bias
+  epilogue for batched operands; without SE, y += h @ W^T over all pixels (torch.addmm_);
+- the fused Triton GEMMs (triton/pointwise_conv.py): expand with bias + activation in its epilogue,
+  project with the SE scale in its prologue and bias + residual in its epilogue.
+Either way a block is at most 4 device launches. `dw_se` is the depthwise step (+ SE excite), one custom
+op under torch.compile (effkernels_triton::mbconv_dw_se) because the SE partial sums' shape depends
+on the tile the launcher picks.
 """
 from __future__ import annotations
 
-from .dwconv_bn_act import dwconv_bn_act_partials
-from .squeeze_excite import se_excite
+import torch
+import triton
+
+from ._common import TRITON_DTYPES, KernelConfigs
+from .dwconv_bn_act import dense_nhwc_fits, dwconv_bn_act_partials
+from .squeeze_excite import se_excite, se_project_weights
+
+_FIELDS = ("dtype", "N", "HW", "C_IN", "C_EXP", "C_OUT", "SE")
+_CATEGORICAL = ("dtype", "SE")
 
 
-def dw_se(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1, se_b1, se_w2, se_b2, se_act, se_gate):
-    """(depthwise output, fp32 [N, C] SE scale) in two launches."""
-    out, partials = dwconv_bn_act_partials(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, True)
-    return out, se_excite(partials, 1.0 / (out_h * out_w), se_w1, se_b1, se_w2, se_b2, se_act, se_gate)
+def _paths(expand_lib: int, project_lib: int) -> triton.Config:
+    return triton.Config({"EXPAND_LIB": expand_lib, "PROJECT_LIB": project_lib}, num_warps=4, num_stages=1)
+
+
+PATH_CONFIGS = [_paths(e, p) for e in (1, 0) for p in (1, 0)]
+
+
+def _gemm_rule(key) -> triton.Config:
+    """Library GEMMs for both 1x1 convs, except the project of an SE block whose output has fewer pixels
+    than channels (H * W < C_out: the late stages, e.g. 7x7 -> 320): there the per-image weights W'
+    (N * C_out * C_exp elements) would outweigh the activations (N * H * W * C_exp), so the scale stays
+    in the Triton GEMM's prologue. An estimate of the crossover (weights written and read once vs. the
+    prologue's synchronous wgmma, GPU-REVIEW.md 4 and 6) for a GPU run to measure: `python -m
+    effkernels.tune` times the four combinations per shape and writes the winner to the table."""
+    dtype, n, hw, c_in, c_exp, c_out, se = key
+    return _paths(1, 0 if se and hw < c_out else 1)
+
+
+PATHS = KernelConfigs("mbconv_gemms", _FIELDS, _CATEGORICAL, lambda key: PATH_CONFIGS, _gemm_rule,
+                      interpreter=_paths(1, 1))
+
+
+def gemm_paths(x: torch.Tensor, c_exp: int, c_out: int, out_h: int, out_w: int, se: bool,
+               has_expand: bool) -> tuple:
+    """(expand by a library GEMM, project by a library GEMM) for a block on x. Library GEMMs need a
+    channels_last x (dense, so that the GEMM views need no copy) and the NHWC depthwise kernel (its
+    prologue and y initialisation); anything else runs the fused Triton GEMMs. Under the interpreter
+    (the CPU tests) both are library GEMMs wherever allowed; tests pin the other paths."""
+    n, c_in, h, w = x.shape
+    if c_in == 1 or not x.is_contiguous(memory_format=torch.channels_last) or not dense_nhwc_fits(
+            c_exp, h, w, out_h, out_w):
+        return False, False
+    key = (TRITON_DTYPES[x.dtype], n, out_h * out_w, c_in, c_exp, c_out, se)
+    # Tracing (torch.compile) reads no table: the rule's arithmetic traces into guards, a file read would not.
+    cfg = (_gemm_rule(key) if torch.compiler.is_compiling() else PATHS.pick(key, x.device)).kwargs
+    return bool(cfg["EXPAND_LIB"]) and has_expand, bool(cfg["PROJECT_LIB"])
+
+
+def expand_preactivation(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x [N, C_in, H, W] (channels_last, dense) times weight [C_out, C_in]^T: [N, C_out, H, W] channels_last,
+    no bias, no activation. One library GEMM over the N * H * W pixels; the views around it copy nothing."""
+    n, c, h, w = x.shape
+    out = torch.mm(x.permute(0, 2, 3, 1).reshape(n * h * w, c), weight.t())
+    return out.view(n, h, w, -1).permute(0, 3, 1, 2)
+
+
+def project_into(y: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """y += conv1x1(h, weight) in place, one library GEMM; y [N, C_out, H, W] and h [N, C_exp, H, W]
+    channels_last (dense); weight [C_out, C_exp] (all images), or [N, C_out, C_exp] (per image)."""
+    n, c_exp, hh, ww = h.shape
+    pixels = h.permute(0, 2, 3, 1)
+    out = y.permute(0, 2, 3, 1)
+    if weight.dim() == 3:
+        out.reshape(n, hh * ww, -1).baddbmm_(pixels.reshape(n, hh * ww, c_exp), weight.transpose(1, 2))
+    else:
+        out.reshape(n * hh * ww, -1).addmm_(pixels.reshape(n * hh * ww, c_exp), weight.t())
+    return y
+
+
+def dw_se(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, pre_b, pre_act, se_w1, se_b1, se_w2, se_b2,
+          se_act, se_gate, proj_w, proj_b, residual):
+    """The block's depthwise step (+ SE excite): one or two launches. Returns (out, se_out, y):
+    - out: the depthwise output [N, C, out_h, out_w];
+    - se_out: without SE an empty tensor; with proj_w the per-image project weights W' [N, C_out, C] in h's
+      dtype, else the fp32 [N, C] SE scale;
+    - y: with proj_w the project output initialised to proj_b (+ residual), channels_last, for
+      `project_into`; else an empty tensor.
+    pre_b (with activation pre_act): h is the expand's pre-activation (library expand)."""
+    n = h.shape[0]
+    prologue = None if pre_b is None else (pre_b, pre_act)
+    y = h.new_empty((0,))
+    y_init = None
+    if proj_w is not None:
+        y = torch.empty((n, proj_w.shape[0], out_h, out_w), dtype=h.dtype, device=h.device,
+                        memory_format=torch.channels_last)
+        y_init = (y, proj_b, residual)
+    se = se_w1 is not None
+    out, partials = dwconv_bn_act_partials(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se,
+                                           prologue=prologue, y_init=y_init)
+    if not se:
+        return out, h.new_empty((0,), dtype=torch.float32), y
+    inv_hw = 1.0 / (out_h * out_w)
+    if proj_w is not None:
+        return out, se_project_weights(partials, inv_hw, se_w1, se_b1, se_w2, se_b2, se_act, se_gate, proj_w), y
+    return out, se_excite(partials, inv_hw, se_w1, se_b1, se_w2, se_b2, se_act, se_gate), y
 
 
 def aot_variants():
