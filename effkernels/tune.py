@@ -257,26 +257,30 @@ def tune(models, batches, dtypes, layouts, device, kernel_names=None, budget: fl
     steps = [(m, b, d, lay) for d in dtypes for lay in layouts for b in batches for m in models]
     progress = progress or Progress(len(steps), budget)
     results: dict = {n: {} for n in chosen}
-    left = []
-    for i, (model, batch, dtype, layout) in enumerate(steps):
-        if budget and progress.elapsed() >= budget:
-            left = steps[i:]
-            break
-        what = f"{model} batch {batch} {dtype} {layout}"
-        progress.show(what, sum(map(len, results.values())))
-        keys = model_keys(model, batch, _DTYPES[dtype], _LAYOUTS[layout], device, tables, resolution)
-        for name, key in keys:
-            if name not in chosen or key in results[name]:
-                continue
-            if budget and progress.elapsed() >= budget:
-                left = steps[i:]
+    left = list(steps)
+
+    def out_of_time():
+        return budget and progress.elapsed() >= budget
+
+    try:
+        for model, batch, dtype, layout in steps:
+            if out_of_time():
                 break
-            with torch.inference_mode():
-                results[name][key] = tune_key(chosen[name], key, device, timer)
+            what = f"{model} batch {batch} {dtype} {layout}"
             progress.show(what, sum(map(len, results.values())))
-        if left:
-            break
-        progress.done += 1
+            keys = model_keys(model, batch, _DTYPES[dtype], _LAYOUTS[layout], device, tables, resolution)
+            todo = [(n, k) for n, k in keys if n in chosen and k not in results[n]]
+            while todo and not out_of_time():
+                name, key = todo.pop(0)
+                with torch.inference_mode():
+                    results[name][key] = tune_key(chosen[name], key, device, timer)
+                progress.show(what, sum(map(len, results.values())))
+            if todo:
+                break
+            left.pop(0)
+            progress.done += 1
+    except KeyboardInterrupt:  # SIGINT (an outer time limit): keep what is tuned, so it can still be written
+        print("\ntune: interrupted", file=sys.stderr)
     progress.show("done" if not left else "budget spent", sum(map(len, results.values())))
     progress.close()
     results["_left"] = left
