@@ -112,3 +112,72 @@ def test_list(tune, capsys):
     for name in tune.kernels():
         assert out.count(f"{name}: key") == 1
     assert "CUDA kernels" in out
+
+
+def test_device_time_with_stand_ins_for_cuda(tune, monkeypatch):
+    """device_time_us's bookkeeping (warm-up, passes per graph, replays, per-call division) with stand-ins for
+    CUDA graphs, streams and events on a fake clock; the GPU check runs the real thing."""
+    import contextlib
+    import types
+
+    clock, capturing = [0.0], []
+
+    class Graph:
+        def __init__(self):
+            self.launches = []
+
+        def replay(self):
+            for fn in self.launches:
+                fn(replay=True)
+
+    class Event:
+        def __init__(self, enable_timing=False):
+            self.t = None
+
+        def record(self):
+            self.t = clock[0]
+
+        def synchronize(self):
+            pass
+
+        def elapsed_time(self, end):
+            return end.t - self.t
+
+    @contextlib.contextmanager
+    def graph(g):
+        capturing.append(g)
+        yield
+        capturing.pop()
+
+    cuda = types.SimpleNamespace(CUDAGraph=Graph, graph=graph, Event=Event, synchronize=lambda: None,
+                                 Stream=lambda: types.SimpleNamespace(wait_stream=lambda s: None),
+                                 stream=lambda s: contextlib.nullcontext(), current_stream=lambda: None)
+    monkeypatch.setattr(tune.torch, "cuda", cuda)
+    graphs = []
+
+    def kernel(replay=False):  # 4 us on the device per launch
+        if capturing and not replay:
+            capturing[-1].launches.append(kernel)
+            if capturing[-1] not in graphs:
+                graphs.append(capturing[-1])
+        else:
+            clock[0] += 0.004
+
+    assert tune.device_time_us([kernel] * 3, rep_ms=2.0) == pytest.approx(4.0)
+    assert [len(g.launches) for g in graphs] == [3, 3 * 84]  # one pass, then passes for ~1 ms per replay
+
+
+def test_ring_exceeds_twice_the_l2(tune, monkeypatch):
+    import types
+
+    allocated = [0]
+
+    def make_runner(key, device):
+        allocated[0] += 3 << 20  # 3 MiB of inputs per set
+        return lambda config: None
+
+    props = types.SimpleNamespace(L2_cache_size=50 << 20)
+    monkeypatch.setattr(tune.torch.cuda, "memory_allocated", lambda device: allocated[0])
+    monkeypatch.setattr(tune.torch.cuda, "get_device_properties", lambda device: props)
+    runs = tune._ring(types.SimpleNamespace(make_runner=make_runner), None, torch.device("cuda"))
+    assert len(runs) == 34  # ceil(2 * 50 / 3) sets of 3 MiB
