@@ -12,7 +12,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "gpu_check.sh"
-STEP = re.compile(r"^=== \[(\w+)\] limit (\d+)s", re.M)
+STEP = re.compile(r"^=== \[(\w+)\] (?:in the background, )?limit (\d+)s", re.M)
 
 
 def _dry_run(tmp_path, **settings):
@@ -81,3 +81,36 @@ def test_sanitize_ops_covers_every_op(monkeypatch, capsys):
     assert {"dwconv_bn_act", "channel_sums", "se_excite", "se_scale", "pointwise_conv", "mbconv_forward"} <= real
     assert failed == 1 and "cpu made_up_op: FAILED no case reaches it" in out, out
     assert out.count(": ok") == 2 * len(sanitize_ops.cases(torch.float32, "cpu", "cpu")), out
+
+
+def test_summary_reads_each_step(tmp_path):
+    """A real (not dry) run with stand-ins for python and compute-sanitizer that print what the real ones print:
+    every step runs under its limit, the config table is copied, and the summary reports each step's result."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    table = tmp_path / "NVIDIA_Fake.json"
+    table.write_text("{}")
+    (fake / "python").write_text(f"""#!/usr/bin/env bash
+case "$*" in
+  *"_config.py --shell"*) exec {sys.executable} "$@" ;;
+  *"-m pytest"*) echo "7 passed, 2 skipped in 0.5s" ;;
+  *"-m effkernels.tune"*) echo "tune: wrote {table}"; echo "  dwconv_nhwc  3 keys tuned" ;;
+  *default_path*) echo "{table}" ;;
+  *) echo "stand-in python: $*" ;;
+esac
+""")
+    (fake / "compute-sanitizer").write_text("#!/usr/bin/env bash\necho '========= ERROR SUMMARY: 0 errors'\n")
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EFFKERNELS_GPU_")}
+    env.update(PYTHON=str(fake / "python"), PATH=f"{fake}:{env['PATH']}")
+    out = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "out")], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = out.stdout.split("effkernels GPU check: summary")[1]
+    for step in ("build", "errors", "tests", "sanitizer", "tune", "sweep"):
+        assert re.search(rf"^{step} +ok ", summary, re.M), (step, summary)
+    assert re.search(r"^errors: +7 passed, 2 skipped", summary, re.M)
+    assert re.search(r"^tests: +7 passed, 2 skipped", summary, re.M)
+    assert "ERROR SUMMARY: 0 errors" in summary and "  dwconv_nhwc  3 keys tuned" in summary
+    assert (tmp_path / "out" / table.name).is_file()

@@ -104,7 +104,7 @@ bg() {
     shift 2
     start "$name" "$lim" || return 0
     GROUP_START=$(now)
-    echo "=== [$name] limit ${lim}s (in the background), $(left)s left of ${TOTAL}s: $*"
+    echo "=== [$name] in the background, limit ${lim}s, $(left)s left of ${TOTAL}s: $*"
     ( t0=$SECONDS; rc=0
       [ "$DRY" = 1 ] || { timeout -s INT -k "$GRACE" "$lim" "$@" > "$TMPD/$name.out" 2>&1; rc=$?; }
       echo "$rc $((SECONDS - t0))" > "$TMPD/$name.rc" ) &
@@ -124,8 +124,11 @@ wait_bg() {
     done
     BG=()
 }
-# the lines of one step's output in the log
-section() { awk -v s="=== [$1] " 'index($0, s) == 1 {on = !on; next} on' "$LOG"; }
+# the lines of one step's output in the log: from its "limit" (or, in the background, "output:") line to its end line
+section() {
+    awk -v s="=== [$1] " 'index($0, s "limit ") == 1 || index($0, s "output:") == 1 {on = 1; next}
+                          index($0, s) == 1 {on = 0} on' "$LOG"
+}
 
 echo "=== effkernels GPU check: budget ${TOTAL}s$([ "$DRY" = 1 ] && echo ', DRY RUN: nothing is run')"
 
