@@ -8,7 +8,7 @@ Recognised blocks (matched by class, the libraries are not imported here):
   FusedMBConv is left: its dense k x k conv has no fused op (cuDNN / oneDNN already serve it).
 - torchvision mobilenet_v2 / mobilenet_v3 InvertedResidual, timm InvertedResidual and
   DepthwiseSeparableConv (efficientnet_*, tf_efficientnet_*, mobilenetv3_* ...), lukemelas
-  efficientnet_pytorch MBConvBlock -> effkernels.nn.FusedInvertedResidual, which keeps the
+  efficientnet_pytorch MBConvBlock -> effkernels.nn.InvertedResidual, which keeps the
   source's submodules under their names (same keys) and runs the source's forward in train mode.
 - torchvision Conv2dNormActivation (conv + BatchNorm2d + activation) reached outside a block: the
   stems and heads of efficientnet_*, efficientnet_v2_*, mobilenet_v2 / v3. It keeps the source's
@@ -17,7 +17,7 @@ Recognised blocks (matched by class, the libraries are not imported here):
   dense k x k (groups 1; the 3x3 stride-2 stems) -> effkernels.nn.ConvBNAct (F.conv2d on the
   BN-folded weight, then the activation in place: no custom kernel, ATen runs the dense conv on
   every backend); depthwise (groups == channels, k in 1/3/5/7, stride 1/2, padding (k-1)//2) ->
-  effkernels.nn.FusedDWConvBNAct. Left: dilation, other groups, a norm other than a plain
+  effkernels.nn.DWConvBNAct. Left: dilation, other groups, a norm other than a plain
   BatchNorm2d with running statistics, an activation other than relu/relu6/silu/hardswish/none.
   Those inside a converted or left block are not visited (the block is replaced or left whole).
   timm's conv_stem/bn1/conv_head/bn2 and lukemelas' _conv_stem/_bn0/_conv_head/_bn1 are separate
@@ -42,9 +42,9 @@ from torch import nn
 
 from ._common import CONV_ACTIVATIONS, SE_ACTIVATIONS, SE_GATES
 from .backends import resolve
-from .nn import ConvBNAct, FusedDWConvBNAct, MBConv, PointwiseConvBNAct, make_divisible
+from .nn import ConvBNAct, DWConvBNAct, MBConv, PointwiseConvBNAct, make_divisible
 from .nn._base import check_backend
-from .nn.blocks import BlockSpec, FusedInvertedResidual
+from .nn.blocks import BlockSpec, InvertedResidual
 from .ops.dwconv_bn_act import KERNEL_SIZES as _DW_KERNEL_SIZES
 
 __all__ = ["convert", "ConvertReport"]
@@ -301,7 +301,7 @@ def _tv_mbconv(block, backend: str) -> nn.Module:
 
 
 def _wrap(spec: BlockSpec, backend: str):
-    return lambda block: FusedInvertedResidual(block, spec, backend)
+    return lambda block: InvertedResidual(block, spec, backend)
 
 
 def _adopt(new: nn.Sequential, src: nn.Sequential) -> nn.Module:
@@ -337,7 +337,7 @@ def _tv_conv_norm_act(seq, backend: str):
                 or conv.padding != ((k[0] - 1) // 2,) * 2):
             raise _Unsupported(f"depthwise conv with kernel {k}, stride {conv.stride}, padding {conv.padding} "
                                f"(fused: square k in {list(_DW_KERNEL_SIZES)}, stride 1 or 2, padding (k-1)//2)")
-        return lambda m: _adopt(FusedDWConvBNAct(cin, k[0], conv.stride[0], **kw), m)
+        return lambda m: _adopt(DWConvBNAct(cin, k[0], conv.stride[0], **kw), m)
     raise _Unsupported(f"grouped conv (groups={conv.groups}, {cin} -> {cout})")
 
 

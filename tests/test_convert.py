@@ -9,7 +9,7 @@ from torch import nn
 
 import effkernels.nn as enn
 from effkernels.convert import ConvertReport, convert
-from effkernels.nn.blocks import FusedInvertedResidual
+from effkernels.nn.blocks import InvertedResidual
 from helpers import assert_close_to_ref, run_in_precision
 from test_nn import backend_or_skip, randomize_bn_
 
@@ -117,7 +117,7 @@ def test_torchvision_mobilenets(name, backend):
     n = count(model, "InvertedResidual", "torchvision")
     assert n > 0 and len(conv.effkernels_report.converted) == n + 2 and not conv.effkernels_report.skipped
     assert type(conv.features[0]) is enn.ConvBNAct and type(conv.features[-1]) is enn.PointwiseConvBNAct
-    assert sum(isinstance(m, FusedInvertedResidual) for m in conv.modules()) == n
+    assert sum(isinstance(m, InvertedResidual) for m in conv.modules()) == n
     check_round_trip(model, conv, x)
 
 
@@ -273,7 +273,7 @@ def test_conv_norm_activation_outside_blocks():
     model, conv = check_eval(model, "eager", x)
     report = conv.effkernels_report
     assert [(fqn, dst.rsplit(".", 1)[1]) for fqn, _, dst in report.converted] == [
-        ("0", "ConvBNAct"), ("1", "FusedDWConvBNAct"), ("6", "ConvBNAct"), ("7", "PointwiseConvBNAct")]
+        ("0", "ConvBNAct"), ("1", "DWConvBNAct"), ("6", "ConvBNAct"), ("7", "PointwiseConvBNAct")]
     reasons = {fqn: why for fqn, _, why in report.skipped}
     assert list(reasons) == ["2", "3", "4", "5"]
     assert "dilation (2, 2)" in reasons["2"] and "grouped conv (groups=4" in reasons["3"]

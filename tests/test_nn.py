@@ -202,7 +202,7 @@ def test_fused_dwconv_bn_act(backend, padding, k, stride, hw):
     """Against torch Conv2d (symmetric) or timm's Conv2dSame (TF SAME), + BN + SiLU, in float64."""
     backend = backend_or_skip(backend, "dwconv_bn_act")
     c = 24
-    ours = enn.FusedDWConvBNAct(c, k, stride, padding=padding, backend=backend)
+    ours = enn.DWConvBNAct(c, k, stride, padding=padding, backend=backend)
     if padding == "same":
         conv_same = pytest.importorskip("timm.layers").Conv2dSame
         conv = conv_same(c, c, k, stride, groups=c, bias=False)

@@ -42,7 +42,7 @@ class BlockSpec:
     se_gate: str = "sigmoid"
 
 
-class FusedInvertedResidual(FoldedModule):
+class InvertedResidual(FoldedModule):
     """Fused inverted residual wrapping `source` (see the module docstring)."""
 
     def __init__(self, source: nn.Module, spec: BlockSpec, backend: str = "auto"):

@@ -19,7 +19,7 @@ from ..ops.mbconv import mbconv
 from ..ops.pointwise_conv import pointwise_conv
 from ..ops.squeeze_excite import squeeze_excite
 
-__all__ = ["ConvBNAct", "FusedDWConvBNAct", "PointwiseConvBNAct", "SqueezeExcite", "MBConv", "StochasticDepth", "make_divisible"]
+__all__ = ["ConvBNAct", "DWConvBNAct", "PointwiseConvBNAct", "SqueezeExcite", "MBConv", "StochasticDepth", "make_divisible"]
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:
@@ -34,7 +34,7 @@ def _matrix(w: torch.Tensor) -> torch.Tensor:
     return w.reshape(w.shape[0], -1)
 
 
-class FusedDWConvBNAct(FoldedModule, nn.Sequential):
+class DWConvBNAct(FoldedModule, nn.Sequential):
     """Depthwise k x k conv (no bias) -> BatchNorm -> activation, keys like torchvision's
     Conv2dNormActivation: 0 (conv), 1 (bn), 2 (activation, absent for "none").
 
@@ -190,7 +190,7 @@ class MBConv(FoldedModule):
     """EfficientNet's MBConv, state-dict compatible with torchvision.models.efficientnet.MBConv.
 
     block = [expand PointwiseConvBNAct (when the expanded width differs from in_channels)]
-            + FusedDWConvBNAct + [SqueezeExcite (absent when squeeze_channels == 0)]
+            + DWConvBNAct + [SqueezeExcite (absent when squeeze_channels == 0)]
             + project PointwiseConvBNAct(activation="none");
     then x + stochastic_depth(block(x)) when stride == 1 and in_channels == out_channels.
     Expanded width: make_divisible(in_channels * expand_ratio, 8). squeeze_channels defaults to
@@ -221,7 +221,7 @@ class MBConv(FoldedModule):
         layers = []
         if self.has_expand:
             layers.append(PointwiseConvBNAct(in_channels, expanded, activation=activation, **bn))
-        layers.append(FusedDWConvBNAct(expanded, kernel_size, stride, padding=padding, activation=activation, **bn))
+        layers.append(DWConvBNAct(expanded, kernel_size, stride, padding=padding, activation=activation, **bn))
         if self.has_se:
             layers.append(SqueezeExcite(expanded, squeeze_channels, activation=activation, backend=backend))
         layers.append(PointwiseConvBNAct(expanded, out_channels, activation="none", **bn))
