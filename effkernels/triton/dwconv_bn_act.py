@@ -358,3 +358,10 @@ def aot_variants():
                 sig = dict(a, **{name: "constexpr" for name in consts})
                 out.append((kernel, sig, dict(consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages)))
     return out
+
+
+def hot_loop(kernel, consts):
+    """For tools/kernel_report: (outputs one thread finishes per iteration of the kh loop, iterations)."""
+    threads = 32 * consts["num_warps"]
+    per_thread = consts["BLOCK_P"] * consts["BLOCK_C"] / threads
+    return per_thread / consts["K"], consts["K"]

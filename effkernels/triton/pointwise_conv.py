@@ -240,3 +240,8 @@ def aot_variants():
                 signature = dict(signature, **{name: "constexpr" for name in const})
                 out.append((fn, signature, dict(const, num_warps=cfg.num_warps, num_stages=cfg.num_stages)))
     return out
+
+
+def hot_loop(kernel, consts):
+    """For tools/kernel_report: the K loop, (outputs one thread holds, None: C_in / BLOCK_K iterations)."""
+    return consts["BLOCK_M"] * consts["BLOCK_N"] / (32 * consts["num_warps"]), None
