@@ -8,11 +8,12 @@ from .blocks import InvertedResidual
 from .layers import (
     ConvBNAct,
     DWConvBNAct,
+    FusedMBConv,
     MBConv,
     PointwiseConvBNAct,
     SqueezeExcite,
     make_divisible,
 )
 
-__all__ = ["ConvBNAct", "DWConvBNAct", "InvertedResidual", "MBConv", "PointwiseConvBNAct", "SqueezeExcite",
+__all__ = ["ConvBNAct", "DWConvBNAct", "FusedMBConv", "InvertedResidual", "MBConv", "PointwiseConvBNAct", "SqueezeExcite",
            "StochasticDepth", "make_divisible"]
