@@ -116,13 +116,16 @@ def test_mbconv_train_mode_is_torchvision_training_math():
         torch.testing.assert_close(ours(x), ours(x))
 
 
-def test_mbconv_folds_once_and_refolds_on_change(monkeypatch):
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_mbconv_folds_once_and_refolds_on_change(monkeypatch, mode):
+    """Built outside inference_mode, the layer's tensors keep version counters, bumped by in-place edits
+    and load_state_dict under torch.inference_mode too: it folds once, and again only after a change."""
     tv, ours = mbconv_pair(6, 3, 1, 16, 16, "eager")
     calls = []
     fold = enn.MBConv._fold
     monkeypatch.setattr(enn.MBConv, "_fold", lambda self: calls.append(1) or fold(self))
     x = torch.randn(2, 16, 8, 8)
-    with torch.no_grad():
+    with mode():
         ours(x)
         ours(x)
         assert len(calls) == 1, "folded per call"
@@ -130,10 +133,14 @@ def test_mbconv_folds_once_and_refolds_on_change(monkeypatch):
         ours.load_state_dict(tv2.state_dict())
         assert_close_to_ref(ours(x), tv2.double()(x.double()), torch.float32, what="after load_state_dict")
         assert len(calls) == 2
-        ours.block[1][1].running_var.mul_(3.0)  # in-place edit of a buffer
+        ours.block[1][1].running_var.mul_(3.0)  # in-place edits of a buffer and of an SE bias
         tv2.block[1][1].running_var.mul_(3.0)
+        ours.block[2].fc1.bias.add_(0.25)
+        tv2.block[2].fc1.bias.add_(0.25)
         assert_close_to_ref(ours(x), tv2(x.double()), torch.float32, what="after in-place edit")
         assert len(calls) == 3
+        assert not any(p.is_inference() for p in ours.parameters())
+    with torch.no_grad():
         ours.half()  # .to(dtype) replaces the tensors
         assert_close_to_ref(ours(x.half()), tv2(x.double()), torch.float16, what="after .half()")
         assert len(calls) == 4
@@ -159,28 +166,6 @@ def test_mbconv_under_inference_mode():
         assert_close_to_ref(ours(x), tv2(x.double()), torch.float32, what="after in-place edit")
         ours.half()
         assert_close_to_ref(ours(x.half()), tv2(x.double()), torch.float16, what="after .half()")
-
-
-def test_normal_tensors_edited_under_inference_mode_refold(monkeypatch):
-    """A layer built outside inference_mode keeps version counters, bumped by in-place edits and
-    load_state_dict under inference_mode too: it folds once, and again only after a change."""
-    tv, ours = mbconv_pair(6, 3, 1, 16, 16, "eager")
-    calls = []
-    fold = enn.MBConv._fold
-    monkeypatch.setattr(enn.MBConv, "_fold", lambda self: calls.append(1) or fold(self))
-    x = torch.randn(2, 16, 8, 8)
-    with torch.inference_mode():
-        ours(x)
-        ours(x)
-        assert len(calls) == 1
-        tv2 = tv_mbconv(6, 3, 1, 16, 16).eval()
-        ours.load_state_dict(tv2.state_dict())
-        assert_close_to_ref(ours(x), tv2.double()(x.double()), torch.float32, what="after load_state_dict")
-        ours.block[2].fc1.bias.add_(0.25)  # the SE, in place
-        tv2.block[2].fc1.bias.add_(0.25)
-        assert_close_to_ref(ours(x), tv2(x.double()), torch.float32, what="after in-place edit")
-        assert len(calls) == 3
-    assert not any(p.is_inference() for p in ours.parameters())
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -214,7 +214,31 @@ class SqueezeExcite(FoldedModule):
         return squeeze_excite(x, *folded, self.act_name, self.gate_name, backend=self.backend)
 
 
-class MBConv(FoldedModule):
+class _ResidualBlock(FoldedModule):
+    """What MBConv and FusedMBConv share: argument checks, and their train math (torchvision's):
+    block(x), plus x through stochastic depth when stride == 1 and in_channels == out_channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, squeeze_channels: int, activation: str,
+                 backend: str):
+        super().__init__()
+        self._init_folding(backend)
+        if stride not in (1, 2):
+            raise ValueError(f"stride: expected 1 or 2, got {stride}")
+        if squeeze_channels < 0:
+            raise ValueError(f"squeeze_channels: expected >= 0 (0: no squeeze-excitation), got {squeeze_channels}")
+        self.use_res_connect = stride == 1 and in_channels == out_channels
+        self.out_channels = out_channels
+        self.activation = activation
+        self.has_se = squeeze_channels > 0
+
+    def forward_eager(self, x):
+        result = self.block(x)
+        if self.use_res_connect:
+            result = self.stochastic_depth(result) + x
+        return result
+
+
+class MBConv(_ResidualBlock):
     """EfficientNet's MBConv, state-dict compatible with torchvision.models.efficientnet.MBConv.
 
     block = [expand PointwiseConvBNAct (when the expanded width differs from in_channels)]
@@ -232,19 +256,10 @@ class MBConv(FoldedModule):
                  squeeze_channels: int | None = None, activation: str = "silu", padding: str = "symmetric",
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1, stochastic_depth_prob: float = 0.0,
                  backend: str = "auto"):
-        super().__init__()
-        self._init_folding(backend)
-        if stride not in (1, 2):
-            raise ValueError(f"stride: expected 1 or 2, got {stride}")
         if squeeze_channels is None:
             squeeze_channels = max(1, in_channels // 4)
-        if squeeze_channels < 0:
-            raise ValueError(f"squeeze_channels: expected >= 0 (0: no squeeze-excitation), got {squeeze_channels}")
-        self.use_res_connect = stride == 1 and in_channels == out_channels
-        self.out_channels = out_channels
-        self.activation = activation
+        super().__init__(in_channels, out_channels, stride, squeeze_channels, activation, backend)
         self.has_expand = (expanded := make_divisible(in_channels * expand_ratio, 8)) != in_channels
-        self.has_se = squeeze_channels > 0
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, backend=backend)
         layers = []
         if self.has_expand:
@@ -262,12 +277,6 @@ class MBConv(FoldedModule):
         dw = blocks.pop(0)._fold()
         se = blocks.pop(0)._fold() if self.has_se else (None,) * 4
         return (*expand, *dw, *se, *blocks.pop(0)._fold())
-
-    def forward_eager(self, x):
-        result = self.block(x)
-        if self.use_res_connect:
-            result = self.stochastic_depth(result) + x
-        return result
 
     def forward_fused(self, x, folded):
         ew, eb, dw, db, w1, b1, w2, b2, pw, pb = folded
@@ -297,7 +306,7 @@ def fused_mbconv_forward(x, expand_w, expand_b, stride, padding, se_w1, se_b1, s
     return pointwise_conv(y, proj_w, proj_b, "none", scale=scale, residual=res, backend=backend)
 
 
-class FusedMBConv(FoldedModule):
+class FusedMBConv(_ResidualBlock):
     """EfficientNetV2's Fused-MBConv, state-dict compatible with torchvision.models.efficientnet.FusedMBConv.
 
     block = ConvBNAct (k x k, stride, in_channels -> expanded) + [SqueezeExcite]
@@ -315,20 +324,11 @@ class FusedMBConv(FoldedModule):
                  squeeze_channels: int = 0, activation: str = "silu", padding: str = "symmetric",
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1, stochastic_depth_prob: float = 0.0,
                  backend: str = "auto"):
-        super().__init__()
-        self._init_folding(backend)
-        if stride not in (1, 2):
-            raise ValueError(f"stride: expected 1 or 2, got {stride}")
-        if squeeze_channels < 0:
-            raise ValueError(f"squeeze_channels: expected >= 0 (0: no squeeze-excitation), got {squeeze_channels}")
+        super().__init__(in_channels, out_channels, stride, squeeze_channels, activation, backend)
         self.padding = check_padding(padding)
-        self.use_res_connect = stride == 1 and in_channels == out_channels
-        self.out_channels = out_channels
-        self.activation = activation
         self.kernel_size, self.stride = kernel_size, stride
         expanded = make_divisible(in_channels * expand_ratio, 8)
         self.has_project = expanded != in_channels
-        self.has_se = squeeze_channels > 0
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, backend=backend)
         width = expanded if self.has_project else out_channels
         layers = [ConvBNAct(in_channels, width, kernel_size, stride, "same" if padding == "same" else None,
@@ -346,12 +346,6 @@ class FusedMBConv(FoldedModule):
         se = blocks.pop(0)._fold() if self.has_se else (None,) * 4
         proj = blocks.pop(0)._fold() if self.has_project else (None, None)
         return (*expand, *se, *proj)
-
-    def forward_eager(self, x):
-        result = self.block(x)
-        if self.use_res_connect:
-            result = self.stochastic_depth(result) + x
-        return result
 
     def forward_fused(self, x, folded):
         padding = (self.kernel_size - 1) // 2 if self.padding == "symmetric" else "same"
