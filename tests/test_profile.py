@@ -46,3 +46,12 @@ def test_bad_arguments():
         profile(nn.Conv2d(3, 3, 1), 0)
     with pytest.raises(ValueError, match="batch"):
         profile(nn.Conv2d(3, 3, 1), 8, batch=0)
+
+
+def test_batch_one_counts_half_of_batch_two_even_on_a_1x1_map():
+    # train-mode BatchNorm would reject one value per channel; the count is per image anyway
+    model = nn.Sequential(nn.Conv2d(3, 8, 4, stride=4), nn.BatchNorm2d(8), nn.Flatten(), nn.Linear(8, 2))
+    one, two = profile(model, 4, batch=1), profile(model, 4, batch=2)
+    assert (2 * one.flops, 2 * one.activation_bytes, 2 * one.largest_activation_bytes) == \
+        (two.flops, two.activation_bytes, two.largest_activation_bytes)
+    assert one.flops == 2 * (8 * 3 * 16 + 8 * 2) and one.largest_activation_bytes == 4 * 8
