@@ -195,7 +195,7 @@ class CaseState:
         x0 = self.ring[0]
         # Reference one precision up; TF32 off so the fp32 reference really is fp32. A model's images
         # are independent in eval mode, so its reference covers the first few only.
-        rows = min(shape[0], MODEL_CHECK_ROWS) if case.level == "model" else shape[0]
+        rows = min(shape[0], MODEL_CHECK_ROWS) if case.level == "model" else None  # None: every row
         ref_dtype = torch.float64 if dtype == torch.float32 else torch.float32
         with _no_tf32():
             ref = copy.deepcopy(module).to(ref_dtype)(x0[:rows].to(ref_dtype))
@@ -245,7 +245,7 @@ class CaseState:
 class Target:
     ref: torch.Tensor      # the reference output (of the first `rows` samples), one precision up
     out_shape: tuple
-    rows: int              # samples of the batch checked
+    rows: Optional[int]    # leading samples of the batch checked (model level), None: the whole output
     eager_err: float       # the same function in eager PyTorch, in the run's dtype, vs ref
     bytes: int             # inputs and weights read once + output written once
     tol: float = 0.0       # max(TOL[dtype], 2 x eager_err)

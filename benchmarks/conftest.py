@@ -32,7 +32,12 @@ def pytest_configure(config):
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.device == "cuda":
-        torch.backends.cudnn.benchmark = True  # eager's strongest cuDNN setting; its autotuning falls in compile_s
+        torch.backends.cudnn.benchmark = True  # eager's strongest cuDNN setting; its autotuning falls in setup_s
+        # The profiler (what one call launches) must start once before the first CUDA graph exists, or
+        # profiling a graph replay later can fail (pytorch#75504; torch's documented workaround).
+        init = getattr(getattr(torch.profiler, "_utils", None), "_init_for_cuda_graphs", None)
+        if init is not None:
+            init()
     config._effk = {"cfg": cfg, "start": time.monotonic(), "outcomes": {}, "items": {}}
 
 

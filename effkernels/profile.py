@@ -118,6 +118,14 @@ def capture_graph(body: Callable[[], object], warmup: Optional[Callable[[], obje
     return graph, result
 
 
+def graph_calls(n_inputs: int, call_s: float) -> int:
+    """Calls in graph_time's graph: each input once, more while that lasts under GRAPH_S[0] (at most
+    GRAPH_MAX_CALLS), fewer while it lasts over GRAPH_S[1] (at least one), by the estimate call_s."""
+    call_s = max(call_s, 1e-7)
+    n = n_inputs if n_inputs * call_s <= GRAPH_S[1] else max(1, int(GRAPH_S[1] / call_s))
+    return max(n, min(GRAPH_MAX_CALLS, math.ceil(GRAPH_S[0] / call_s)))
+
+
 def graph_time(fn: Callable, inputs: Sequence[torch.Tensor], call_s: float, seconds: float = 0.2,
                warmup: int = 3) -> float:
     """Device seconds per call of `fn` on the GPU, with no host time in it.
@@ -134,11 +142,7 @@ def graph_time(fn: Callable, inputs: Sequence[torch.Tensor], call_s: float, seco
     """
     if not inputs:
         raise ValueError("inputs: expected at least one input")
-    n = len(inputs)
-    call_s = max(call_s, 1e-7)
-    if n * call_s > GRAPH_S[1]:
-        n = max(1, int(GRAPH_S[1] / call_s))
-    n = max(n, min(GRAPH_MAX_CALLS, math.ceil(GRAPH_S[0] / call_s)))
+    n = graph_calls(len(inputs), call_s)
 
     def warm():
         for i in range(warmup):

@@ -132,6 +132,48 @@ def test_device_time_on_the_cpu_is_the_launch_time():
     assert bench_harness.device_time(built, [torch.zeros(1)], 0.0123, _cfg()) == (0.0123, "CPU: device = launch")
 
 
+def test_device_time_on_cuda_records_why_there_is_none(monkeypatch):
+    """The CUDA branches, with the graph timing faked (effkernels.profile's tests cover graph_time)."""
+    import dataclasses
+    cfg = dataclasses.replace(_cfg(), device="cuda", case_time=0.05)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    calls = []
+    monkeypatch.setattr(bench_harness, "graph_time", lambda fn, ring, launch_s, seconds: calls.append(
+        (fn, len(ring), launch_s, seconds)) or 1e-5)
+    fn = bench_harness.Built(lambda x: x)
+    assert bench_harness.device_time(fn, [1, 2], 1e-4, cfg) == (1e-5, "CUDA graph replay")
+    assert calls == [(fn.fn, 2, 1e-4, 0.05)]
+    graphed = bench_harness.Built(fn.fn, no_capture="a CUDA graph replay already (launch time shown)")
+    assert bench_harness.device_time(graphed, [1], 1e-4, cfg) == (None, graphed.no_capture) and len(calls) == 1
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore text")
+    monkeypatch.setattr(bench_harness, "graph_time", fails)
+    t, note = bench_harness.device_time(fn, [1], 1e-4, cfg)
+    assert t is None and note == "capture failed: RuntimeError: CUDA error: operation not permitted when stream is capturing more text"
+
+
+def test_graphed_copies_the_input_and_replays(monkeypatch):
+    log = []
+
+    class Graph:
+        def replay(self):
+            log.append("replay")
+
+    def capture(body, warmup):
+        warmup()
+        log.append("capture")
+        return Graph(), body()
+
+    monkeypatch.setattr(bench_harness, "capture_graph", capture)
+    seen = []
+    g = bench_harness.Graphed(lambda x: seen.append(x.clone()) or x * 2, torch.ones(2))
+    assert len(seen) == 4 and log == ["capture"]  # three warm-up calls, one captured
+    x = torch.full((2,), 5.0)
+    assert g(x) is g.y and torch.equal(g.x, x) and log == ["capture", "replay"]
+
+
 # ---------------------------------------------------------------------------------------------
 # The report, from synthetic JSON
 
@@ -208,7 +250,7 @@ def test_tiny_cpu_sweep_end_to_end(tmp_path):
            "--bench-phi", "0", "--bench-model-phi", "0", "--bench-resolution", "32", "--bench-batch", "1",
            "--bench-model-batch", "1,2", "--bench-op-shapes", "1", "--bench-blocks", "1", "--bench-case-time", "0.01",
            "--bench-providers", "eager,eager+graph,effkernels-cpu,onnxruntime,openvino",
-           "-k", "dw or stage or model", f"--benchmark-json={out}"]
+           "-k", "dw or pw or stage or model", f"--benchmark-json={out}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = report.merge([str(out)])
