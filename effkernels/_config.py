@@ -52,7 +52,13 @@ SETTINGS = {s.name: s for s in (
             "phi list for the op and block levels, e.g. 0,1 or 0-7 (quick: 0,1; full: 0-7)"),
     Setting("EFFKERNELS_BENCH_MODEL_PHI", "", _BENCH,
             "phi list for the model level (quick: 0; full: same as the op/block phi)"),
-    Setting("EFFKERNELS_BENCH_BATCH", "", _BENCH, "batch size of every level (quick: 2; full: 8)"),
+    Setting("EFFKERNELS_BENCH_MODEL_BATCH", "", _BENCH,
+            "comma list of batch sizes for the model level (default: the batch size; full mode on a GPU: 1,32,256)"),
+    Setting("EFFKERNELS_BENCH_MODELS", "", _BENCH,
+            "models the model level times beside EfficientNet-B{phi}: comma list of tf_efficientnet_b0 (timm), "
+            "efficientnet_v2_s (torchvision), or none (quick: none; full: both)"),
+    Setting("EFFKERNELS_BENCH_BATCH", "", _BENCH, "batch size of the op and block levels, and of the model level "
+            "unless EFFKERNELS_BENCH_MODEL_BATCH is set (quick: 2; full: 8)"),
     Setting("EFFKERNELS_BENCH_DTYPE", "", _BENCH, "bf16 | fp16 | fp32 (default: bf16 on a GPU, fp32 on the CPU)"),
     Setting("EFFKERNELS_BENCH_LAYOUT", "", _BENCH, "channels_last (default) | contiguous"),
     Setting("EFFKERNELS_BENCH_OP_SHAPES", "", _BENCH,
