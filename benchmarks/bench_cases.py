@@ -220,7 +220,7 @@ def _model(name: str, phi: int):
 
 
 def build(case: Case):
-    """(module in fp32 eval mode on the CPU, input shape, source library). The caller calibrates it.
+    """(module in fp32 eval mode on the CPU, input shape, source library). The caller calibrates it (effkernels.profile.calibrate_bn_).
     Raises LookupError when the library that defines the case is not importable."""
     batch = case.batch
     if case.kind == "dwconv":
@@ -248,19 +248,3 @@ def build(case: Case):
         m, lib = _model(case.param("model"), case.phi)
         return m, (batch, 3, case.param("hw"), case.param("hw")), lib
     raise AssertionError(case.kind)
-
-
-@torch.no_grad()
-def calibrate_bn_(module: nn.Module, x: torch.Tensor) -> None:
-    """Give every BatchNorm non-trivial affine parameters and the running statistics of one batch,
-    so BN folding is exercised and activations stay normalised through deep models."""
-    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for bn in bns:
-        bn.weight.uniform_(0.5, 1.5)
-        bn.bias.normal_(0.0, 0.1)
-        bn.momentum = 1.0
-    module.train()
-    module(x)
-    module.eval()
-    for bn in bns:
-        bn.momentum = 0.1

@@ -50,7 +50,7 @@ import torch
 import bench_cases
 import effkernels
 from bench_config import FUSED, RUNTIMES, split
-from effkernels.profile import capture_graph, graph_time, profile
+from effkernels.profile import calibrate_bn_, capture_graph, graph_time, profile
 
 # Relative L2 error allowed per dtype, or twice eager's own error against the reference if larger.
 TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 2e-2}
@@ -180,7 +180,7 @@ class CaseState:
             p.requires_grad_(False)
         # BN statistics need a few images (two or more: train-mode BN of a 1x1 map needs two), not a big batch
         calib = (max(2, min(shape[0], MODEL_CHECK_ROWS)), *shape[1:])
-        bench_cases.calibrate_bn_(module, torch.randn(calib, device=dev).contiguous(memory_format=fmt))
+        calibrate_bn_(module, torch.randn(calib, device=dev).contiguous(memory_format=fmt))
         self.module = module  # fp32, eval
         self.onnx_dir = None  # the runtimes' ONNX export, made on first use (onnx_file)
         # Ring of inputs: together at least 2x the last-level cache.

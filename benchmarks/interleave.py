@@ -8,8 +8,8 @@ Each provider is built and checked as in the sweep (bench_harness.prepare: the s
 weights, reference and tolerance; a wrong provider is not timed). Then --rounds rounds: each times
 every provider in turn, the order rotating by one each round, for about --round-time seconds of
 back-to-back calls on the inputs' ring. It prints, per batch size, each provider's median time per
-call over the rounds, the spread of the rounds, and the speedup against eager. The EFFKERNELS_BENCH_*
-settings apply (threads, dtype, layout, resolution); the options here override them.
+call over the rounds, the spread of the rounds, and the speedup against eager. The benchmark settings
+(effkernels/_config.py: threads, dtype, layout, resolution) apply; the options here override them.
 """
 from __future__ import annotations
 

@@ -94,7 +94,8 @@ def speedups(timed):
     """{(basis, group, phi, provider): geomean speedup vs eager over the cases}, basis "launch" or
     "device" (rows timed on both; on the CPU the two are equal); sets each row's vs_eager, vs_compile
     (launch) and vs_eager_dev, vs_compile_dev (device, None where either side has no device time).
-    group is the level, or PW for the pointwise cases (there eager is the plain matmul)."""
+    group is the level, or PW for the pointwise cases (there eager is the plain matmul); at the model
+    level the geomean covers EfficientNet-B{phi} (every batch), not the extra models."""
     by_case = defaultdict(dict)
     for r in timed:
         by_case[(r["level"], r["case"])][r["provider"]] = r
@@ -105,7 +106,7 @@ def speedups(timed):
             for ref in ("eager", "compile"):
                 other = base.get(ref, {}).get(key)
                 r[f"vs_{ref}{suffix}"] = other / r[key] if other and r.get(key) else None
-            if r[f"vs_eager{suffix}"]:
+            if r[f"vs_eager{suffix}"] and (r["level"] != "model" or _family(r) is not None):
                 per_phi[(basis, group_of(r), r["phi"], r["provider"])].append(r[f"vs_eager{suffix}"])
     return {k: _geomean(v) for k, v in per_phi.items()}
 

@@ -217,16 +217,39 @@ class Candidate:
     misses: str  # "" when it fits; else "flops", "memory" and/or "latency", comma separated
 
 
+@torch.no_grad()
+def calibrate_bn_(module: nn.Module, x: torch.Tensor) -> None:
+    """Give every BatchNorm of a randomly initialised `module` non-trivial affine parameters and the
+    running statistics of the batch x (two images at least: train-mode BN rejects one 1x1 map), so
+    BN folding is exercised and activations stay normalised through deep models as in a trained one
+    (with the default statistics they shrink ~100x per stage of EfficientNet: B0's logits ~1e-14, and
+    fp16 / bf16 values would underflow)."""
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.normal_(0.0, 0.1)
+        bn.momentum = 1.0
+    module.train()
+    module(x)
+    module.eval()
+    for bn, momentum in zip(bns, momenta):
+        bn.momentum = momentum
+
+
 def measure_latency(phi: float, resolution: int, batch: int = 1, rule: str = "compound",
                     dtype: torch.dtype = torch.float32, device="cpu", backend: str = "auto",
                     seconds: float = 0.2, **coefficients) -> float:
     """Seconds per batch of effkernels' EfficientNet(phi) in eval mode, its MBConv blocks on `backend`
-    (what convert() swaps into a torchvision model), random weights, channels_last, `dtype`,
-    warm: on CUDA the device time of CUDA-graph replays, on the CPU the median wall time (call_time)."""
+    (what convert() swaps into a torchvision model), random weights with BN calibrated (calibrate_bn_),
+    channels_last, `dtype`, warm: on CUDA the device time of CUDA-graph replays, on the CPU the median wall time (call_time)."""
     from .models import efficientnet
 
-    model = efficientnet(phi=phi, rule=rule, backend=backend, **coefficients).eval()
-    model = model.to(device=device, dtype=dtype, memory_format=torch.channels_last)
+    model = efficientnet(phi=phi, rule=rule, backend=backend, **coefficients)
+    model = model.to(device=device, memory_format=torch.channels_last)
+    calibrate_bn_(model, torch.randn(max(batch, 2), 3, resolution, resolution, device=device)
+                  .contiguous(memory_format=torch.channels_last))
+    model = model.to(dtype)
     xs = [torch.randn(batch, 3, resolution, resolution, device=device, dtype=dtype)
           .contiguous(memory_format=torch.channels_last) for _ in range(2)]
     with torch.no_grad():

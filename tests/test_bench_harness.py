@@ -204,6 +204,8 @@ def test_report_on_cuda_shows_launch_and_device_times():
                images_per_s_device=2000.0),
         _bench("model", "b0-224-n8", "eager+graph", 4e-3, None, model="efficientnet_b0", images_per_s=2000.0,
                device_note="a CUDA graph replay already (launch time shown)"),
+        _bench("model", "tf_b0-224-n8", "eager", 8e-3, 4e-3, model="tf_efficientnet_b0", images_per_s=1000.0),
+        _bench("model", "tf_b0-224-n8", "eager+graph", 1e-3, None, model="tf_efficientnet_b0", images_per_s=8000.0),
     ], outcomes=[dict(level="model", phi=0, case="b0-224-n1", shape="B0 N=1", kind="efficientnet",
                       provider="effkernels-cuda+compile", status="error", reason="torch._dynamo graph break")])
     text = report.render(data)
@@ -218,6 +220,8 @@ def test_report_on_cuda_shows_launch_and_device_times():
     assert "| model | batch | provider | latency | img/s | device latency | img/s (device) |" in text
     assert "| b0 224 px | 8 | eager | 8.000 ms | 1000.0 | 4.000 ms | 2000.0 | 1.00x |" in text
     assert "| b0 224 px | 8 | eager+graph | 4.000 ms | 2000.0 | - | - | 2.00x |" in text
+    assert "| tf_b0 224 px | 8 | eager+graph | 1.000 ms | 8000.0 | - | - | 8.00x |" in text
+    assert "| model | eager+graph | - (2.00x) |" in text  # the summary's B0 is B0's: tf_b0 stays out of it
     assert "**ERROR**: torch._dynamo graph break" in text
     assert "`k_a` x1" in text  # what one call launches
 

@@ -1,4 +1,5 @@
 import math
+import sys
 
 import pytest
 import torch
@@ -77,20 +78,42 @@ def test_largest_phi_with_a_generous_latency_budget_gives_the_flops_and_memory_a
     timed = largest_phi(p.flops, p.memory_bytes, latency_s=1e6, **_SMALL)
     assert plain.phi == timed.phi == 0.5 and timed.profile == plain.profile == p
     assert plain.latency_s is None and timed.latency_s > 0
-    # every phi looked at, up to the first miss (phi 1 misses both), and only fitting ones are timed
-    seen = list(scaling_candidates(p.flops, p.memory_bytes, latency_s=1e6, **_SMALL))
-    assert [(c.choice.phi, c.misses) for c in seen] == [(0.0, ""), (0.5, ""), (1.0, "flops,memory")]
-    assert seen[-1].choice.latency_s is None
     with pytest.raises(ValueError, match="latency_s"):
         largest_phi(1e9, 1e9, latency_s=0, **_SMALL)
 
 
+def test_the_search_stops_at_the_first_miss_and_times_only_what_fits(monkeypatch):
+    prof = sys.modules["effkernels.profile"]  # the package's `profile` attribute is the function
+    timed = []
+
+    def fake(phi, resolution, batch, rule, dtype, device, backend, seconds, **coefficients):
+        timed.append((phi, resolution, batch, device, backend))
+        return 0.1 * (1 + phi)  # seconds, growing with phi
+
+    monkeypatch.setattr(prof, "measure_latency", fake)
+    with torch.device("meta"):
+        one = efficientnet(phi=1.0, rule="compound")
+    p = profile(one, 32, batch=4)
+    seen = list(scaling_candidates(p.flops, math.inf, batch=4, latency_s=0.17, backend="eager", **dict(_SMALL, max_phi=3)))
+    # phi 0 and 0.5 meet 0.17 s, 1.0 misses it; the search stops there (phi 1.5 would miss the FLOPs)
+    assert [(c.choice.phi, c.misses) for c in seen] == [(0.0, ""), (0.5, ""), (1.0, "latency")]
+    assert [c.choice.latency_s for c in seen] == pytest.approx([0.1, 0.15, 0.2])
+    assert timed == [(0.0, 32, 4, "cpu", "eager"), (0.5, 32, 4, "cpu", "eager"), (1.0, 32, 4, "cpu", "eager")]
+    best = largest_phi(p.flops, math.inf, batch=4, latency_s=0.17, backend="eager", **dict(_SMALL, max_phi=3))
+    assert best.phi == 0.5 and best.latency_s == pytest.approx(0.15)
+    # a FLOPs miss is not timed
+    timed.clear()
+    seen = list(scaling_candidates(p.flops, math.inf, batch=4, latency_s=10.0, **dict(_SMALL, max_phi=3)))
+    assert [(c.choice.phi, c.misses) for c in seen][-1] == (1.5, "flops") and seen[-1].choice.latency_s is None
+    assert [t[0] for t in timed] == [0.0, 0.5, 1.0]
+
+
 def test_scaling_command_prints_the_search(capsys):
-    assert main(["scaling", "--latency-ms", "1e9", "--gflops", "100", "--resolution", "32", "--max-phi", "0.5",
-                 "--step", "0.5", "--device", "cpu"]) == 0
+    assert main(["scaling", "--latency-ms", "1e9", "--gflops", "100", "--resolution", "32", "--max-phi", "0",
+                 "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "| phi | resolution | GFLOPs | memory MB | latency ms | misses |" in out
-    assert "| 0.5 | 32 |" in out and "largest phi meeting every target: 0.5 (32 px)" in out
+    assert "| 0 | 32 | 0.0" in out and "largest phi meeting every target: 0 (32 px)" in out
 
 
 # The CUDA-graph timing's control flow, on the CPU with torch.cuda's graph, stream and event API faked:
@@ -184,3 +207,16 @@ def test_capture_raises_the_first_error_and_still_ends_the_capture(monkeypatch):
     assert fake.log == ["on side stream", "sync", "begin", "end", "back"]
     with pytest.raises(RuntimeError, match="invalidated"):  # body fine, end fails: that error
         capture_graph(lambda: None)
+
+
+def test_calibrate_bn_keeps_activations_normalised_and_restores_the_module():
+    from effkernels.profile import calibrate_bn_
+    with torch.device("cpu"):
+        model = efficientnet(phi=0, rule="compound")
+    momenta = [m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    calibrate_bn_(model, torch.randn(2, 3, 64, 64))
+    assert not model.training
+    assert [m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)] == momenta
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 64))
+    assert 1e-2 < out.abs().mean() < 1e3  # with the default statistics B0's logits are ~1e-14
