@@ -11,6 +11,9 @@ Nothing else runs on the device: every buffer is torch.empty and written once by
 partial sums are why no zero-filled [N, C] buffer and no atomics are needed), so a block is 4
 launches (3 with expand ratio 1). Steps 2 and 3 are one custom op under torch.compile
 (effkernels_triton::mbconv_dw_se: its outputs have static shapes, the partials' do not).
+Where the tuned table (or its heuristic) says so per shape, steps 1-3 are one custom op instead,
+effkernels_triton::mbconv_expand_dw_se, whose kernel computes the expand inside the depthwise kernel:
+the expanded tensor never exists in memory (triton/mbconv_fused.py; `mbconv_path` says which path).
 "cuda"/"cpu": torch.ops.effkernels.mbconv_forward; "eager": reference.mbconv_ref.
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch
 
 from .. import _dispatch
 from .._common import (FLOAT_DTYPES, SE_ACTIVATIONS, SE_GATES, activation_code, check_inference, check_tensor,
-                       conv_geometry, empty_like_layout)
+                       conv_geometry, empty_like_layout, is_channels_last)
 from ..backends import resolve
 from ..reference import mbconv_ref
 from .dwconv_bn_act import _check as _check_dw
@@ -42,6 +45,19 @@ _dispatch.define("mbconv_dw_se", _dw_se_fake, "(Tensor h, Tensor dw_w, Tensor dw
                  "int pad_left, int out_h, int out_w, int act, Tensor se_w1, Tensor se_b1, Tensor se_w2, "
                  "Tensor se_b2, int se_act, int se_gate) -> (Tensor, Tensor)", "effkernels.triton.mbconv:dw_se",
                  native=False)
+
+
+def _expand_dw_se_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1,
+                       se_b1, se_w2, se_b2, se_act, se_gate):
+    n, c_exp = x.shape[0], expand_w.shape[0]
+    return (empty_like_layout(x, (n, c_exp, out_h, out_w)),
+            x.new_empty((n, c_exp) if se_w1 is not None else (0,), dtype=torch.float32))
+
+
+_dispatch.define("mbconv_expand_dw_se", _expand_dw_se_fake, "(Tensor x, Tensor expand_w, Tensor expand_b, Tensor dw_w, "
+                 "Tensor dw_b, int stride, int pad_top, int pad_left, int out_h, int out_w, int act, Tensor? se_w1, "
+                 "Tensor? se_b1, Tensor? se_w2, Tensor? se_b2, int se_act, int se_gate) -> (Tensor, Tensor)",
+                 "effkernels.triton.mbconv_fused:expand_dw_se", native=False)
 
 
 def _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
@@ -111,6 +127,16 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
         return _dispatch.run("mbconv_forward", be, x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left,
                              out_h, out_w, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b, residual, act, se_act,
                              se_gate_code)
+    if expand_w is not None:  # the expand computed inside the depthwise kernel, where that is faster
+        from ..triton.mbconv_fused import mbconv_path
+        if mbconv_path(x.dtype, *x.shape[:2], expand_w.shape[0], *x.shape[2:], dw_w.shape[-1], stride, activation,
+                       is_channels_last(x), x.device) == "fused":
+            if se_w1 is not None:
+                _check_triton_squeeze(se_w1, "se_w1")
+            h, scale = _dispatch.run("mbconv_expand_dw_se", be, x, expand_w, expand_b, dw_w, dw_b, stride, pad_top,
+                                     pad_left, out_h, out_w, act, se_w1, se_b1, se_w2, se_b2, se_act, se_gate_code)
+            return _dispatch.run("pointwise_conv", be, h, proj_w, proj_b, 0, None if se_w1 is None else scale,
+                                 x if residual else None)
     h = x if expand_w is None else _dispatch.run("pointwise_conv", be, x, expand_w, expand_b, act, None, None)
     # The dw kernel's limits (k, stride, activation) as the public op checks them.
     dw_act, _, geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, se_w1 is not None)
