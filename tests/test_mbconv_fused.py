@@ -161,8 +161,11 @@ def test_every_config(monkeypatch, poisoned_empty, j, config):
     """Each candidate pinned on the launcher: C_in = 40 takes one K step at BLOCK_K = 64 and a loop with a
     tail at 16 / 32; C_exp = 120 leaves a partial channel block at 32 and 64; 17 x 17 at stride 2 -> 81
     outputs: several pixel blocks at every BLOCK_P. The partial sums the fused kernel hands se_excite have
-    one row per pixel block, every slot written (NaN-poisoned), and sum to the SE squeeze."""
+    one row per pixel block, every slot written (NaN-poisoned), and sum to the SE squeeze. The dtypes rotate;
+    fp32 only where the tile is an fp32 candidate (mf.fits), bf16 otherwise."""
     dtype = DTYPES[j % 3]
+    if dtype == torch.float32 and not mf.is_unfused(config) and not mf.fits(config, "fp32"):
+        dtype = torch.bfloat16
     x = torch.randn(2, 40, 17, 17).contiguous(memory_format=torch.channels_last).to(dtype)
     params = _block(40, 120, 24, 10, 3, dtype)
     ref_out, ref_scale = _steps_ref(x, params, 2, 1, "silu", "relu", "sigmoid")
@@ -230,6 +233,10 @@ def test_heuristic_follows_the_floors(gpu_like):
     assert mf.mbconv_path(bf16, 128, 16, None, 112, 112, 3, 1) == "unfused"        # expand ratio 1
     assert mf.mbconv_path(bf16, 128, 16, 96, 112, 112, 9, 1, "relu") == "unfused"  # k 9: the dw op refuses it
     assert mf.TABLE.pick(mf._key(bf16, 128, 16, 96, 112, 112, 3, 2, 3, True), "cuda") is mf.FUSED_CONFIGS[3]
+    # fp32: only tiles that fit tf32x3's registers, the heuristic's among them.
+    key = mf._key(torch.float32, 128, 16, 96, 112, 112, 3, 2, 3, True)
+    assert all(mf.is_unfused(c) or mf.fits(c, "fp32") for c in mf.TABLE.candidates(key))
+    assert mf.fits(mf.TABLE.pick(key, "cuda"), "fp32") and not mf.is_unfused(mf.TABLE.pick(key, "cuda"))
 
 
 def test_the_table_decides(gpu_like):

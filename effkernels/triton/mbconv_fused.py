@@ -99,8 +99,13 @@ H200 = dict(bytes_per_s=4.2e12, mufu_per_s=4.2e12, instructions_per_s=1.05e12 * 
 # kernels' is measured (README, H200 2026-11-28: the Triton depthwise kernel at 39-45% of copy bandwidth on
 # the heaviest layers); the fused kernel's is a guess for a MUFU-bound kernel.
 ACHIEVED = {"fused": 0.8, "unfused": 0.4}
-# Per activated element: (MUFU ops, other instructions) of triton._common.activation.
-_ACT_COST = {"none": (0, 0), "relu": (0, 1), "relu6": (0, 2), "silu": (2, 3), "hardswish": (0, 5)}
+# Per activated element: (MUFU ops, other SASS instructions) of triton._common.activation on sm_90; SiLU's
+# fast division keeps a range check (FSETP, FMUL, FSEL) next to EX2 and RCP.
+_ACT_COST = {"none": (0, 0), "relu": (0, 1), "relu6": (0, 2), "silu": (2, 7), "hardswish": (0, 5)}
+# Per tap and element of the fused kernel besides the activation: bias add, mask select, depthwise FMA, and
+# the tap's addressing, loads and conversions (sm_90 SASS of the bf16 64 x 64 tile: 527 instructions per tap
+# for 32 elements a thread, 16.5 each, 9 of them SiLU's).
+_FUSED_TAP = 7.5
 _ACT_NAMES = {code: name for name, code in ACTIVATIONS.items()}
 
 
@@ -117,7 +122,8 @@ def path_costs(n: int, c_in: int, c_exp: int, h: int, w: int, k: int, stride: in
     """Floor counts of a block's expand + depthwise (+ SE partials) on each path, one dict per kernel:
     {"fused": [kernel], "unfused": [expand, depthwise]}, each {"bytes": HBM bytes (every tensor read or
     written once), "mma_flops": expand tensor-core FLOPs, "mufu": MUFU ops, "instructions": per-thread
-    instructions of the elementwise work (activations, masks, depthwise FMAs; loads not counted)}.
+    instructions of the elementwise work (activations, masks, depthwise FMAs; the unfused kernels' loads and
+    addressing not counted)}.
     The fused kernel's extra FLOPs are fused mma_flops - unfused mma_flops: (expand_recompute - 1) times
     the expand's 2 * N * H * W * C_in * C_exp."""
     out_h = -(-h // stride) if out_h is None else out_h
@@ -127,10 +133,10 @@ def path_costs(n: int, c_in: int, c_exp: int, h: int, w: int, k: int, stride: in
     e_in = n * h * w * c_exp            # expanded elements
     e_out = n * out_h * out_w * c_exp   # depthwise outputs
     x_bytes = n * h * w * c_in * dtype_bytes
-    # Per tap of the fused kernel: bias add, mask select, depthwise FMA around the activation; per output
-    # (both depthwise kernels): bias add, activation, conversion on store. Unfused depthwise taps: convert + FMA.
+    # Per output (both depthwise kernels): bias add, activation, conversion on store. Unfused depthwise taps:
+    # convert + FMA.
     fused = dict(bytes=x_bytes + e_out * dtype_bytes, mma_flops=2 * c_in * e_out * taps, mufu=e_out * (taps + 1) * mufu,
-                 instructions=e_out * (taps * (3 + alu + mufu) + 2 + alu + mufu))
+                 instructions=e_out * (taps * (_FUSED_TAP + alu + mufu) + 2 + alu + mufu))
     expand = dict(bytes=x_bytes + e_in * dtype_bytes, mma_flops=2 * c_in * e_in, mufu=e_in * mufu,
                   instructions=e_in * (2 + alu + mufu))
     depthwise = dict(bytes=(e_in + e_out) * dtype_bytes, mma_flops=0, mufu=e_out * mufu,
@@ -149,17 +155,27 @@ def estimate_us(kernels: list, dtype_bytes: int = 2, ceilings: dict = H200) -> f
 
 # ---- tile and path choice ----------------------------------------------------------------------------------
 
+def fits(config: triton.Config, dtype: str) -> bool:
+    """fp32 dots run as tf32x3 (operands split in two, three MMAs): with more than 24 operand elements per
+    thread per K step, (BLOCK_P + BLOCK_C) * BLOCK_K > 24 * 32 * num_warps, the tile spills registers on
+    sm_80 (kernel_report; the same bound as pointwise_conv's tiles)."""
+    kw = config.kwargs
+    return dtype != "fp32" or (kw["BLOCK_P"] + kw["BLOCK_C"]) * kw["BLOCK_K"] <= 24 * 32 * config.num_warps
+
+
 def _candidates(key):
-    """Every fused tile (a K slice wider than C_in only multiplies zeros, cheap next to the activations) and
-    UNFUSED, for every key."""
-    return FUSED_CONFIGS + [UNFUSED]
+    """The fused tiles that fit the key's dtype (a K slice wider than C_in only multiplies zeros, cheap next to
+    the activations), and UNFUSED; every config for key None."""
+    if key is None:
+        return FUSED_CONFIGS + [UNFUSED]
+    return [c for c in FUSED_CONFIGS if fits(c, key[0])] + [UNFUSED]
 
 
 def _heuristic(key):
-    """Without a table: the path with the lower `estimate_us` floor divided by its ACHIEVED fraction; for the
-    fused path, the small tile when
-    the common one makes too few programs, 32-channel blocks when C_exp is not a multiple of 64, else the
-    64 x 64 tile whose K slice holds C_in (up to 64)."""
+    """Without a table: the path with the lower `estimate_us` floor divided by its ACHIEVED fraction. For the
+    fused path, among the tiles that fit the dtype: the small tile when the common one makes too few
+    programs, 32-channel blocks when C_exp is not a multiple of 64, else the 64 x 64 tile whose K slice
+    holds C_in (up to 64), else the first."""
     dtype, n, c_in, c_exp, h, w, k, stride, act, _ = key
     dtype_bytes = 4 if dtype == "fp32" else 2
     costs = path_costs(n, c_in, c_exp, h, w, k, stride, _ACT_NAMES[act], dtype_bytes)
@@ -167,12 +183,14 @@ def _heuristic(key):
             >= estimate_us(costs["unfused"], dtype_bytes) / ACHIEVED["unfused"]):
         return UNFUSED
     pixels = -(-h // stride) * -(-w // stride)
-    if n * triton.cdiv(pixels, 64) * triton.cdiv(c_exp, 64) < 2 * _SMS:
-        return FUSED_CONFIGS[4]
-    if c_exp % 64:
-        return FUSED_CONFIGS[3]
     block_k = min(64, max(16, triton.next_power_of_2(c_in)))
-    return next(c for c in FUSED_CONFIGS[:3] if c.kwargs["BLOCK_K"] == block_k)
+    if n * triton.cdiv(pixels, 64) * triton.cdiv(c_exp, 64) < 2 * _SMS:
+        wanted = FUSED_CONFIGS[4]
+    elif c_exp % 64:
+        wanted = FUSED_CONFIGS[3]
+    else:
+        wanted = next(c for c in FUSED_CONFIGS[:3] if c.kwargs["BLOCK_K"] == block_k)
+    return wanted if fits(wanted, dtype) else FUSED_CONFIGS[0]
 
 
 TABLE = KernelConfigs("mbconv_expand_dw", _FIELDS, _CATEGORICAL, _candidates, _heuristic, interpreter=UNFUSED)
@@ -348,10 +366,11 @@ def aot_variants():
 
     Arguments typed as the JIT specializes them: channels_last x (C_in = 16: ":16" hints) or contiguous
     NCHW x, contiguous [C_exp, C_in] and [C_exp, 1, k, k] weights, C_exp a multiple of 16 (every 6x expand
-    of EfficientNet: C_in is a multiple of 8). Per dtype: every fused config at the target case (k 3,
-    stride 2, SiLU, SE sums, channels_last, ONE_K), then with the first config the K loop (ONE_K False) and
-    NCHW (VEC 1), and C_in = 24 (no ":16" hints: alignment from VEC alone). Once, in bf16: every other value
-    of each constexpr (k 1/5/7, stride 1, each activation, no SE sums, VEC 1 on channels_last).
+    of EfficientNet: C_in is a multiple of 8). Per dtype: every fused config that `fits` it at the target
+    case (k 3, stride 2, SiLU, SE sums, channels_last, ONE_K), then with the first such config the K loop
+    (ONE_K False) and NCHW (VEC 1), and C_in = 24 (no ":16" hints: alignment from VEC alone). Once, in bf16:
+    every other value of each constexpr (k 1/5/7, stride 1, each activation, no SE sums, VEC 1 on
+    channels_last).
     """
     from .._common import CONV_ACTIVATIONS
 
@@ -369,9 +388,11 @@ def aot_variants():
         nchw = dict(common, C_IN="i32:16", sx_n="i32", sx_c="i32", sx_h="i32", sx_w=1, swe_o="i32:16",
                     so_n="i32", so_c="i32", so_h="i32", so_w=1)
         base = dict(K=3, STRIDE=2, ACT=3, SE_SUMS=True, ONE_K=True, VEC=vec, DOT_FP32=False)
-        cases = [(nhwc, cfg, base) for cfg in FUSED_CONFIGS]
-        cases += [(nhwc, FUSED_CONFIGS[0], dict(base, ONE_K=False)), (nchw, FUSED_CONFIGS[0], dict(base, VEC=1)),
-                  (nhwc_24, FUSED_CONFIGS[1], base)]
+        fitting = [c for c in FUSED_CONFIGS if fits(c, dt)]
+        k32 = next(c for c in fitting if c.kwargs["BLOCK_K"] >= 32)  # C_in = 24 in one K step
+        cases = [(nhwc, cfg, base) for cfg in fitting]
+        cases += [(nhwc, fitting[0], dict(base, ONE_K=False)), (nchw, fitting[0], dict(base, VEC=1)),
+                  (nhwc_24, k32, base)]
         if dt == "bf16":
             others = ([dict(base, K=k) for k in KERNEL_SIZES if k != 3] + [dict(base, STRIDE=1),
                       dict(base, SE_SUMS=False), dict(base, VEC=1)]
