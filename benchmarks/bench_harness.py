@@ -50,6 +50,7 @@ import torch
 import bench_cases
 import effkernels
 from bench_config import FUSED, RUNTIMES, split
+from effkernels._common import tap_major
 from effkernels.profile import calibrate_bn_, capture_graph, graph_time, profile
 
 # Relative L2 error allowed per dtype, or twice eager's own error against the reference if larger.
@@ -320,6 +321,8 @@ def _fused_op(case, module, backend: str, dtype):
         conv, bn = module[0], module[1]
         w, b = effkernels.fold_bn(conv.weight, bn)  # once, outside the timed region
         w, b = w.to(dtype), b.to(dtype)
+        if backend == "triton":  # as the layers fold it for that backend (nn/_base.py)
+            w = tap_major(w)
         stride, pad = conv.stride[0], conv.padding[0]
         return lambda x: effkernels.ops.dwconv_bn_act(x, w, b, stride, pad, "silu", backend=backend)
     if case.kind == "pointwise":  # no BN here: random weight and bias, the SE scale and residual fixed per case

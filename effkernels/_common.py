@@ -117,3 +117,9 @@ def empty_like_layout(x: torch.Tensor, shape, dtype=None) -> torch.Tensor:
     fmt = torch.channels_last if is_channels_last(x) else torch.contiguous_format
     # memory_format at allocation: .contiguous(memory_format=...) afterwards would launch a copy kernel.
     return torch.empty(shape, dtype=dtype or x.dtype, device=x.device, memory_format=fmt)
+
+
+def tap_major(weight: torch.Tensor) -> torch.Tensor:
+    """The same [C, 1, k, k] weight stored as [k, k, C] (channel stride 1): the channels_last
+    Triton kernels then load each tap's weights as vectors. Once per fold (nn/_base.py), never per call."""
+    return weight[:, 0].permute(1, 2, 0).contiguous().permute(2, 0, 1).unsqueeze(1)

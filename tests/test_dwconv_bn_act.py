@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import effkernels.triton.dwconv_bn_act as tri
 from effkernels import backends
-from effkernels._common import CONV_ACTIVATIONS, conv_geometry, is_channels_last
+from effkernels._common import CONV_ACTIVATIONS, conv_geometry, is_channels_last, tap_major
 from effkernels.ops import dwconv_bn_act
 from effkernels.reference import dwconv_bn_act_ref
 from helpers import TOL, assert_close_to_ref, poison_
@@ -144,7 +144,7 @@ def test_non_contiguous_views():
         assert not x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last), name
         check(x, weight, bias, 2, "same", "silu", True)
     # the tap-major weight layout the NHWC kernel loads as vectors
-    check(views["nhwc slice"], tri.tap_major(weight.contiguous()), bias, 1, None, "hardswish", True)
+    check(views["nhwc slice"], tap_major(weight.contiguous()), bias, 1, None, "hardswish", True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
@@ -152,10 +152,10 @@ def test_alignment_hints_only_when_true(dtype):
     """C = 40 (a multiple of 8, not 16) gets VEC / W_VEC alignment hints; views whose pixel or tap
     strides are not multiples must not (the kernel rounds strides down to multiples of the hint)."""
     x, weight, bias = make_inputs(2, 40, 9, 9, 3, dtype)
-    check(x, tri.tap_major(weight), bias, 1, None, "silu", True)
+    check(x, tap_major(weight), bias, 1, None, "silu", True)
     wide, wide_w, _ = make_inputs(2, 84, 9, 9, 3, dtype)  # pixel stride 84, tap strides 3 * 84, 84
-    check(wide[:, :40], tri.tap_major(wide_w)[:40], bias, 2, "same", "silu", True)
-    check(x, tri.tap_major(wide_w)[:40], bias, 1, None, "relu6", False)
+    check(wide[:, :40], tap_major(wide_w)[:40], bias, 2, "same", "silu", True)
+    check(x, tap_major(wide_w)[:40], bias, 1, None, "relu6", False)
 
 
 @settings(max_examples=15, deadline=None)

@@ -316,7 +316,7 @@ def test_opcheck_dw_se_op():
     block = _torchvision_block(6, 3, 2, 8, 16)
     p = _params(block, torch.float32)
     h = torch.randn(2, 48, 9, 9).contiguous(memory_format=torch.channels_last)
-    for pre_b, proj in ((None, (None, None, None)), (torch.randn(48), (p[11], p[12], None))):
+    for pre_b, proj in ((None, (None, None, None)), (torch.randn(48), (p[10], p[11], None))):
         torch.library.opcheck(torch.ops.effkernels_triton.mbconv_dw_se.default,
                               (h, p[2], p[3], 2, 1, 1, 5, 5, 3, pre_b, 3, *p[6:10], 3, 5, *proj),
                               test_utils=("test_schema", "test_faketensor"))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from effkernels import backends
-from effkernels._common import ACTIVATIONS, CONV_ACTIVATIONS, conv_geometry
+from effkernels._common import ACTIVATIONS, CONV_ACTIVATIONS, conv_geometry, tap_major
 from effkernels.reference import apply_activation, dwconv_bn_act_ref
 from helpers import DEVICE, TOL, assert_close_to_ref, poison_
 
@@ -52,7 +52,7 @@ def test_walk_every_kernel_size(k, stride):
         ref, ref_sums = dwconv_bn_act_ref(x.double(), w.double(), b.double(), stride, "same", "silu", True)
         cfg = tri._nhwc_candidates((tri.TRITON_DTYPES[dtype], 2, c, 11, 13, k, stride))[tile]
         config = tri._nhwc(cfg.kwargs["BLOCK_W"], cfg.kwargs["BLOCK_C"], cfg.num_warps, bh, cfg.num_stages)
-        out, partials = tri.dwconv_bn_act_partials(x, tri.tap_major(w), b, stride, *geom, 3, True, config=config)
+        out, partials = tri.dwconv_bn_act_partials(x, tap_major(w), b, stride, *geom, 3, True, config=config)
         assert partials.shape == (2, tri.pixel_blocks(config, *geom[2:]), c)
         _check(out, partials, ref, ref_sums, dtype, f"k{k} s{stride} C{c} {config}")
 

@@ -6,7 +6,8 @@ import warnings
 import torch
 from torch import nn
 
-from ..backends import BACKENDS
+from .._common import tap_major
+from ..backends import BACKENDS, resolve
 
 _ACT_MODULES = {
     "relu": lambda: nn.ReLU(inplace=True),
@@ -40,7 +41,8 @@ class FoldedModule(nn.Module):
     """A layer whose eval forward calls a fused op on weights prepared once by `_fold()`.
 
     `_fold()` returns the op's weights (BN folded in float32, 1x1 weights as matrices). They are cast
-    to the input's (device, dtype) and cached per (device, dtype). The cache is keyed on the data_ptr and
+    to the input's (device, dtype), laid out for the backend's kernels (`_pack_for_backend`) and cached
+    per (device, dtype). The cache is keyed on the data_ptr and
     version counter of every parameter and buffer of the module, so load_state_dict, .to(), .half()
     and in-place edits (under torch.no_grad() or torch.inference_mode alike) all trigger a refold.
 
@@ -94,8 +96,21 @@ class FoldedModule(nn.Module):
             stamp.append((t.data_ptr(), t._version))
         return tuple(stamp)
 
+    def _depthwise_index(self):
+        """Where `_fold()`'s tuple holds a depthwise [C, 1, k, k] weight, or None (subclasses that have one)."""
+        return None
+
     def _fold_for(self, x: torch.Tensor) -> tuple:
-        return tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous() for t in self._fold())
+        folded = tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous() for t in self._fold())
+        return self._pack_for_backend(folded, x.device)
+
+    def _pack_for_backend(self, folded: tuple, device) -> tuple:
+        """The layouts the resolved backend's kernels read best, made here, once per fold: on "triton" the
+        depthwise weight tap-major ([k, k, C] storage, same shape: its kernels load each tap as vectors)."""
+        i = self._depthwise_index()
+        if i is None or resolve(self.backend, device) != "triton":
+            return folded
+        return folded[:i] + (tap_major(folded[i]),) + folded[i + 1:]
 
     def folded(self, x: torch.Tensor) -> tuple:
         if torch.compiler.is_compiling():

@@ -109,6 +109,9 @@ class InvertedResidual(FoldedModule):
         dw, db = self._conv_bn(s.dw_conv, s.dw_bn)
         return (None if ew is None else ew.flatten(1), eb, dw, db, *se, pw, pb)
 
+    def _depthwise_index(self):
+        return None if self.spec.dw_conv is None else 2
+
     def forward_eager(self, x, drop_connect_rate=None):
         """drop_connect_rate: lukemelas' per-block drop connect (its EfficientNet passes it)."""
         return self._source(x) if drop_connect_rate is None else self._source(x, drop_connect_rate)

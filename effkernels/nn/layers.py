@@ -84,6 +84,9 @@ class DWConvBNAct(FoldedModule, nn.Sequential):
     def _fold(self):
         return fold_bn(self[0].weight, self[1], self[0].bias)  # bias: a converted conv may have one
 
+    def _depthwise_index(self):
+        return 0
+
     def forward_eager(self, x):
         if self.padding == "same":
             x = _pad(x, self.kernel_size, self.stride, "same")
@@ -277,6 +280,9 @@ class MBConv(_ResidualBlock):
         dw = blocks.pop(0)._fold()
         se = blocks.pop(0)._fold() if self.has_se else (None,) * 4
         return (*expand, *dw, *se, *blocks.pop(0)._fold())
+
+    def _depthwise_index(self):
+        return 2
 
     def forward_fused(self, x, folded):
         ew, eb, dw, db, w1, b1, w2, b2, pw, pb = folded

@@ -15,6 +15,11 @@ a tuned table entry, else a documented rule):
 Nothing else runs on the device: every buffer is torch.empty and written once by a kernel.
 Steps 2 and 3 are one custom op under torch.compile (effkernels_triton::mbconv_dw_se: its outputs
 have static shapes, the partials' do not).
+Where the tuned table (or its heuristic) says so per shape, steps 1-3 are one custom op instead,
+effkernels_triton::mbconv_expand_dw_se, whose kernel computes the expand inside the depthwise kernel
+(the expanded tensor never exists in memory; triton/mbconv_fused.py, `mbconv_path` says which path) and
+writes the same partial SE sums for se_excite; the project is then the Triton GEMM with the scale as
+prologue and bias + residual as epilogue (the fused kernel does not initialise a library project's output).
 "cuda"/"cpu": torch.ops.effkernels.mbconv_forward; "eager": reference.mbconv_ref.
 """
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch
 
 from .. import _dispatch
 from .._common import (FLOAT_DTYPES, SE_ACTIVATIONS, SE_GATES, activation_code, check_inference, check_tensor,
-                       conv_geometry, empty_like_layout)
+                       conv_geometry, empty_like_layout, is_channels_last)
 from ..backends import resolve
 from ..reference import mbconv_ref
 from .dwconv_bn_act import _check as _check_dw
@@ -55,6 +60,19 @@ _dispatch.define("mbconv_dw_se", _dw_se_fake, "(Tensor h, Tensor dw_w, Tensor dw
                  "Tensor? se_b1, Tensor? se_w2, Tensor? se_b2, int se_act, int se_gate, Tensor? proj_w, "
                  "Tensor? proj_b, Tensor? residual) -> (Tensor, Tensor, Tensor)", "effkernels.triton.mbconv:dw_se",
                  native=False)
+
+
+def _expand_dw_se_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1,
+                       se_b1, se_w2, se_b2, se_act, se_gate):
+    n, c_exp = x.shape[0], expand_w.shape[0]
+    return (empty_like_layout(x, (n, c_exp, out_h, out_w)),
+            x.new_empty((n, c_exp) if se_w1 is not None else (0,), dtype=torch.float32))
+
+
+_dispatch.define("mbconv_expand_dw_se", _expand_dw_se_fake, "(Tensor x, Tensor expand_w, Tensor expand_b, Tensor dw_w, "
+                 "Tensor dw_b, int stride, int pad_top, int pad_left, int out_h, int out_w, int act, Tensor? se_w1, "
+                 "Tensor? se_b1, Tensor? se_w2, Tensor? se_b2, int se_act, int se_gate) -> (Tensor, Tensor)",
+                 "effkernels.triton.mbconv_fused:expand_dw_se", native=False)
 
 
 def _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
@@ -132,9 +150,17 @@ def _triton_block(x, expand_w, expand_b, dw_w, dw_b, stride, padding, geom, se_w
                   proj_b, residual, activation, act, se_act, se_gate):
     from ..triton.mbconv import expand_preactivation, gemm_paths, project_into
 
+    from ..triton.mbconv_fused import mbconv_path
+
     se = se_w1 is not None
     if se:
         _check_triton_squeeze(se_w1, "se_w1")
+    res = x if residual else None
+    if expand_w is not None and mbconv_path(x.dtype, *x.shape[:2], expand_w.shape[0], *x.shape[2:], dw_w.shape[-1],
+                                            stride, activation, is_channels_last(x), x.device) == "fused":
+        h, scale = _dispatch.run("mbconv_expand_dw_se", "triton", x, expand_w, expand_b, dw_w, dw_b, stride, *geom,
+                                 act, se_w1, se_b1, se_w2, se_b2, se_act, se_gate)
+        return _dispatch.run("pointwise_conv", "triton", h, proj_w, proj_b, 0, scale if se else None, res)
     expand_lib, project_lib = gemm_paths(x, dw_w.shape[0], proj_w.shape[0], geom[2], geom[3], se,
                                          expand_w is not None)
     pre_b = None
@@ -146,7 +172,6 @@ def _triton_block(x, expand_w, expand_b, dw_w, dw_b, stride, padding, geom, se_w
         h = _dispatch.run("pointwise_conv", "triton", x, expand_w, expand_b, act, None, None)
     # The dw kernel's limits (k, stride, activation) as the public op checks them.
     dw_act, _, dw_geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, se)
-    res = x if residual else None
     lib = (proj_w, proj_b, res) if project_lib else (None, None, None)
     h, se_out, y = _dispatch.run("mbconv_dw_se", "triton", h, dw_w, dw_b, stride, *dw_geom, dw_act, pre_b, act,
                                  se_w1, se_b1, se_w2, se_b2, se_act, se_gate, *lib)

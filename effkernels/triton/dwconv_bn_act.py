@@ -385,12 +385,6 @@ def _dwconv_strided_kernel(
         tl.store(sums_ptr + n.to(tl.int64) * ss_n + pb * C + c, tl.sum(tl.where(mask, y, 0.0), axis=1), mask=c_mask)
 
 
-def tap_major(weight: torch.Tensor) -> torch.Tensor:
-    """The same [C, 1, k, k] weight stored as [k, k, C] (channel stride 1): the channels_last
-    kernel then loads each tap's weights as vectors. Call once, when folding, not per call."""
-    return weight[:, 0].permute(1, 2, 0).contiguous().permute(2, 0, 1).unsqueeze(1)
-
-
 def _empty_partials(n, rows, c, device):
     """The uninitialised fp32 [N, rows, C] partial-sums buffer (a function, so tests can poison it)."""
     return torch.empty((n, rows, c), dtype=torch.float32, device=device)
