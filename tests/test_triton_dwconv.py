@@ -41,16 +41,19 @@ def _check(out, partials, ref, ref_sums, dtype, what):
 @pytest.mark.parametrize("k", [1, 3, 5, 7])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_walk_every_kernel_size(k, stride):
-    """Every k and stride, on the first and last tile the key allows, with strip heights that split the map
+    """Every k and stride, on the first and last tile the key allows (k 7: the last), with strip heights that split the map
     unevenly (3) and into single or double rows: the open output rows must rotate right across strips and
     map edges. C = 37 (no vector width) and 40 (8-element vectors only), TF-same padding on an odd map."""
     dtype = torch.bfloat16 if k % 4 == 3 else torch.float32
-    cases = ((37, 0, 3), (37, -1, 1), (40, 0, 3)) if k <= 3 else ((37, 0, 3), (40, -1, 2))
+    # k 7 unrolls 49 taps per row: the interpreter's cost, so one case on a smaller map.
+    cases = {1: ((37, 0, 3), (40, -1, 1)), 3: ((37, 0, 3), (37, -1, 1), (40, 0, 3)), 5: ((37, 0, 3), (40, -1, 2)),
+             7: ((37, -1, 2),)}[k]
+    hh, ww = (11, 13) if k < 7 else (9, 8)
     for c, tile, bh in cases:
-        x, w, b = _inputs(2, c, 11, 13, k, dtype)
-        geom = conv_geometry(11, 13, k, stride, "same")
+        x, w, b = _inputs(2, c, hh, ww, k, dtype)
+        geom = conv_geometry(hh, ww, k, stride, "same")
         ref, ref_sums = dwconv_bn_act_ref(x.double(), w.double(), b.double(), stride, "same", "silu", True)
-        cfg = tri._nhwc_candidates((tri.TRITON_DTYPES[dtype], 2, c, 11, 13, k, stride))[tile]
+        cfg = tri._nhwc_candidates((tri.TRITON_DTYPES[dtype], 2, c, hh, ww, k, stride))[tile]
         config = tri._nhwc(cfg.kwargs["BLOCK_W"], cfg.kwargs["BLOCK_C"], cfg.num_warps, bh, cfg.num_stages)
         out, partials = tri.dwconv_bn_act_partials(x, tap_major(w), b, stride, *geom, 3, True, config=config)
         assert partials.shape == (2, tri.pixel_blocks(config, *geom[2:]), c)
@@ -90,6 +93,26 @@ def test_project_output_initialised(dtype, c_y, with_residual):
         want = (y_b.float()[None, :, None, None] + (res.float() if with_residual else 0)).expand(y.shape)
         torch.testing.assert_close(y, want.to(dtype), rtol=ulp, atol=0)
         poison_(y)
+
+
+def test_layers_pack_the_depthwise_weight_for_triton():
+    """The layers fold the depthwise weight tap-major ([k, k, C] storage) for the Triton backend, once per
+    fold (nn/_base.py), and keep [C, 1, k, k] for the others; the outputs match the eager backend's."""
+    from effkernels.nn import DWConvBNAct, MBConv
+
+    x = torch.randn(2, 24, 7, 9, device=DEVICE).contiguous(memory_format=torch.channels_last)
+    for layer, i in ((DWConvBNAct(24, 3, backend="triton"), 0), (MBConv(24, 24, 4, 5, 1, backend="triton"), 2)):
+        layer = layer.to(DEVICE).eval()
+        with torch.no_grad():
+            out = layer(x)
+            w = layer.folded(x)[i]
+            c, k = w.shape[0], w.shape[-1]
+            assert w.shape == (c, 1, k, k) and w.stride() == (1, c * k * k, c * k, c)
+            assert layer.folded(x)[i] is w  # cached, not repacked per call
+            layer.backend = "eager"
+            layer.eval()  # drops the fold cache
+            assert layer.folded(x)[i].is_contiguous()
+            assert_close_to_ref(out, layer(x).double(), torch.float32, what=type(layer).__name__)
 
 
 def test_extras_need_the_nhwc_kernel():

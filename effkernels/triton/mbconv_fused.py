@@ -368,7 +368,8 @@ def aot_variants():
     """Every (kernel, signature, constexprs) the launcher can request, for effkernels.triton._aot.
 
     Arguments typed as the JIT specializes them: channels_last x (C_in = 16: ":16" hints) or contiguous
-    NCHW x, contiguous [C_exp, C_in] and [C_exp, 1, k, k] weights, C_exp a multiple of 16 (every 6x expand
+    NCHW x, a contiguous [C_exp, C_in] weight and the depthwise weight tap-major as the layers fold it for this
+    backend (nn/_base.py; [C_exp, 1, k, k] storage once per dtype), C_exp a multiple of 16 (every 6x expand
     of EfficientNet: C_in is a multiple of 8). Per dtype: every fused config that `fits` it at the target
     case (k 3, stride 2, SiLU, SE sums, channels_last, ONE_K), then with the first such config the K loop
     (ONE_K False) and NCHW (VEC 1), and C_in = 24 (no ":16" hints: alignment from VEC alone). Once, in bf16:
@@ -383,7 +384,7 @@ def aot_variants():
         vec = 4 if dt == "fp32" else 8
         ptrs = {a: f"*{dt}:16" for a in ("x_ptr", "we_ptr", "be_ptr", "wd_ptr", "bd_ptr", "out_ptr")}
         common = dict(ptrs, sums_ptr="*fp32:16", C_EXP="i32:16", H="i32", W="i32", OH="i32", OW="i32",
-                      pad_top="i32", pad_left="i32", swe_i=1, sbe=1, swd_c="i32", swd_h="i32", swd_w=1, sbd=1,
+                      pad_top="i32", pad_left="i32", swe_i=1, sbe=1, swd_c=1, swd_h="i32:16", swd_w="i32:16", sbd=1,
                       ss_n="i32:16")
         nhwc = dict(common, C_IN="i32:16", sx_n="i32:16", sx_c=1, sx_h="i32:16", sx_w="i32:16", swe_o="i32:16",
                     so_n="i32:16", so_c=1, so_h="i32:16", so_w="i32:16")
@@ -394,8 +395,9 @@ def aot_variants():
         fitting = [c for c in FUSED_CONFIGS if fits(c, dt)]
         k32 = next(c for c in fitting if c.kwargs["BLOCK_K"] >= 32)  # C_in = 24 in one K step
         cases = [(nhwc, cfg, base) for cfg in fitting]
+        oihw = dict(nhwc, swd_c="i32", swd_h="i32", swd_w=1)  # [C_exp, 1, k, k] weights, not tap-major
         cases += [(nhwc, fitting[0], dict(base, ONE_K=False)), (nchw, fitting[0], dict(base, VEC=1)),
-                  (nhwc_24, k32, base)]
+                  (nhwc_24, k32, base), (oihw, fitting[0], base)]
         if dt == "bf16":
             others = ([dict(base, K=k) for k in KERNEL_SIZES if k != 3] + [dict(base, STRIDE=1),
                       dict(base, SE_SUMS=False), dict(base, VEC=1)]
