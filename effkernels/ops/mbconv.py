@@ -147,22 +147,24 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
 
 
 def _triton_block(x, expand_w, expand_b, dw_w, dw_b, stride, padding, geom, se_w1, se_b1, se_w2, se_b2, proj_w,
-                  proj_b, residual, activation, act, se_act, se_gate):
+                  proj_b, residual, activation, act, se_act, se_gate, gemm_config=None):
+    """gemm_config: a triton.mbconv.PATH_CONFIGS entry to run the unfused block with (the tuner's runner).
+    The GEMM choice is asked for first (also on the fused path: the tuner records the key it asks for)."""
     from ..triton.mbconv import expand_preactivation, gemm_paths, project_into
-
     from ..triton.mbconv_fused import mbconv_path
 
     se = se_w1 is not None
     if se:
         _check_triton_squeeze(se_w1, "se_w1")
+    expand_lib, project_lib = gemm_paths(x, dw_w.shape[0], proj_w.shape[0], geom[2], geom[3], se,
+                                         expand_w is not None, gemm_config)
     res = x if residual else None
-    if expand_w is not None and mbconv_path(x.dtype, *x.shape[:2], expand_w.shape[0], *x.shape[2:], dw_w.shape[-1],
-                                            stride, activation, is_channels_last(x), x.device) == "fused":
+    if gemm_config is None and expand_w is not None and mbconv_path(
+            x.dtype, *x.shape[:2], expand_w.shape[0], *x.shape[2:], dw_w.shape[-1], stride, activation,
+            is_channels_last(x), x.device) == "fused":
         h, scale = _dispatch.run("mbconv_expand_dw_se", "triton", x, expand_w, expand_b, dw_w, dw_b, stride, *geom,
                                  act, se_w1, se_b1, se_w2, se_b2, se_act, se_gate)
         return _dispatch.run("pointwise_conv", "triton", h, proj_w, proj_b, 0, scale if se else None, res)
-    expand_lib, project_lib = gemm_paths(x, dw_w.shape[0], proj_w.shape[0], geom[2], geom[3], se,
-                                         expand_w is not None)
     pre_b = None
     if expand_w is None:
         h = x

@@ -15,10 +15,12 @@ on the tile the launcher picks.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import triton
 
-from ._common import TRITON_DTYPES, KernelConfigs
+from ._common import TRITON_DTYPES, KernelConfigs, torch_dtype
 from .dwconv_bn_act import dense_nhwc_fits, dwconv_bn_act_partials
 from .squeeze_excite import se_excite, se_project_weights
 
@@ -48,19 +50,28 @@ PATHS = KernelConfigs("mbconv_gemms", _FIELDS, _CATEGORICAL, lambda key: PATH_CO
                       interpreter=_paths(1, 1))
 
 
-def gemm_paths(x: torch.Tensor, c_exp: int, c_out: int, out_h: int, out_w: int, se: bool,
-               has_expand: bool) -> tuple:
-    """(expand by a library GEMM, project by a library GEMM) for a block on x. Library GEMMs need a
-    channels_last x (dense, so that the GEMM views need no copy) and the NHWC depthwise kernel (its
-    prologue and y initialisation); anything else runs the fused Triton GEMMs. Under the interpreter
-    (the CPU tests) both are library GEMMs wherever allowed; tests pin the other paths."""
+def library_allowed(x: torch.Tensor, c_exp: int, out_h: int, out_w: int) -> bool:
+    """Whether a block on x may run library GEMMs: a dense channels_last x (the GEMM views copy nothing) whose
+    expanded tensor the NHWC depthwise kernel serves (its prologue and y initialisation)."""
     n, c_in, h, w = x.shape
-    if c_in == 1 or not x.is_contiguous(memory_format=torch.channels_last) or not dense_nhwc_fits(
-            c_exp, h, w, out_h, out_w):
+    return (c_in > 1 and x.is_contiguous(memory_format=torch.channels_last)
+            and dense_nhwc_fits(c_exp, h, w, out_h, out_w))
+
+
+def gemm_paths(x: torch.Tensor, c_exp: int, c_out: int, out_h: int, out_w: int, se: bool,
+               has_expand: bool, config: triton.Config | None = None) -> tuple:
+    """(expand by a library GEMM, project by a library GEMM) for a block on x: where `library_allowed`,
+    the table's or the rule's choice; anything else runs the fused Triton GEMMs. Under the interpreter
+    (the CPU tests) both are library GEMMs wherever allowed; tests pin the other paths. `config`: a
+    PATH_CONFIGS entry to follow instead of the picked one (the tuner)."""
+    if not library_allowed(x, c_exp, out_h, out_w):
         return False, False
+    n, c_in = x.shape[:2]
     key = (TRITON_DTYPES[x.dtype], n, out_h * out_w, c_in, c_exp, c_out, se)
     # Tracing (torch.compile) reads no table: the rule's arithmetic traces into guards, a file read would not.
-    cfg = (_gemm_rule(key) if torch.compiler.is_compiling() else PATHS.pick(key, x.device)).kwargs
+    if config is None:
+        config = _gemm_rule(key) if torch.compiler.is_compiling() else PATHS.pick(key, x.device)
+    cfg = config.kwargs
     return bool(cfg["EXPAND_LIB"]) and has_expand, bool(cfg["PROJECT_LIB"])
 
 
@@ -111,6 +122,31 @@ def dw_se(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, pre_b, pr
     if proj_w is not None:
         return out, se_project_weights(partials, inv_hw, se_w1, se_b1, se_w2, se_b2, se_act, se_gate, proj_w), y
     return out, se_excite(partials, inv_hw, se_w1, se_b1, se_w2, se_b2, se_act, se_gate), y
+
+
+@PATHS.runner
+def _paths_runner(key, device):
+    """For the tuner: a random block of `key` (k 3, stride 1 on a square map, SiLU, residual when C_in == C_out,
+    the SE squeeze C_in / 4), run whole through ops.mbconv's Triton path with the GEMMs `config` says (never
+    the fused expand: the paths compared are those of the unfused block)."""
+    from .._common import ACTIVATIONS, conv_geometry, tap_major
+    from ..ops.mbconv import _triton_block
+
+    dtype, n, hw, c_in, c_exp, c_out, se = key
+    side = math.isqrt(hw)
+    h, w = (side, side) if side * side == hw else (1, hw)
+    like = dict(device=device, dtype=torch_dtype(dtype))
+    x = torch.randn(n, c_in, h, w, **like).contiguous(memory_format=torch.channels_last)
+    s = max(1, c_in // 4)
+    ew, eb = (torch.randn(c_exp, c_in, **like) / c_in**0.5, torch.randn(c_exp, **like)) if c_exp != c_in else (None, None)
+    dw, db = tap_major(torch.randn(c_exp, 1, 3, 3, **like) / 3), torch.randn(c_exp, **like)
+    se_ws = ((torch.randn(s, c_exp, **like) / c_exp**0.5, torch.randn(s, **like), torch.randn(c_exp, s, **like) / s**0.5,
+              torch.randn(c_exp, **like)) if se else (None,) * 4)
+    pw, pb = torch.randn(c_out, c_exp, **like) / c_exp**0.5, torch.randn(c_out, **like)
+    geom = conv_geometry(h, w, 3, 1, 1)
+    silu = ACTIVATIONS["silu"]
+    return lambda config: _triton_block(x, ew, eb, dw, db, 1, 1, geom, *se_ws, pw, pb, c_in == c_out, "silu", silu,
+                                        silu, ACTIVATIONS["sigmoid"], gemm_config=config)
 
 
 def aot_variants():

@@ -7,9 +7,9 @@
 The depthwise conv zero-pads the expanded tensor, so a tap outside the input contributes 0, not
 act(b_exp). With SE the epilogue writes fp32 partial sums [N, P_blocks, C_exp] exactly as the
 depthwise kernel does (triton/dwconv_bn_act.py: every slot written once, no zero-fill, no atomics),
-and triton/squeeze_excite.se_excite reduces them; excite and project then run as on the unfused path
-(ops/mbconv.py). The expanded tensor, C_exp wide and the block's largest, never exists in memory: per
-pixel the kernel reads C_in channels and writes C_exp once.
+and triton/squeeze_excite.se_excite reduces them into the scale; the project is then the Triton GEMM with
+the scale as prologue (ops/mbconv.py). The expanded tensor, C_exp wide and the block's largest, never
+exists in memory: per pixel the kernel reads C_in channels and writes C_exp once.
 
 Tiles. A program owns image n, BLOCK_P output pixels (flattened oh * OW + ow) and BLOCK_C expanded
 channels. Per tap (kh, kw) it loads the C_in input channels of the BLOCK_P shifted pixels and runs
@@ -52,11 +52,11 @@ import torch
 import triton
 import triton.language as tl
 
-from .._common import ACTIVATIONS, CONV_ACTIVATIONS, empty_like_layout, is_channels_last
+from .._common import ACTIVATIONS, CONV_ACTIVATIONS, conv_geometry, empty_like_layout, is_channels_last, tap_major
 from ..backends import triton_interpreted
 from ..ops.dwconv_bn_act import KERNEL_SIZES
-from ._common import TRITON_DTYPES, KernelConfigs, activation, launch_options
-from .mbconv import dw_se, expand_preactivation, gemm_paths
+from ._common import TRITON_DTYPES, KernelConfigs, activation, launch_options, torch_dtype
+from .mbconv import dw_se, expand_preactivation, library_allowed
 from .pointwise_conv import pointwise_conv
 from .squeeze_excite import se_excite
 
@@ -348,10 +348,8 @@ def expand_dw_se(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, o
         config = TABLE.pick(_key(x.dtype, x.shape[0], x.shape[1], expand_w.shape[0], x.shape[2], x.shape[3],
                                  dw_w.shape[-1], stride, act, is_channels_last(x)), x.device)
     geom = (stride, pad_top, pad_left, out_h, out_w, act)
-    if is_unfused(config):  # the block's own unfused steps 1-3 (its expand GEMM choice, triton/mbconv.py)
-        # C_out is not an argument here: the key's C_OUT stands at C_exp (only the project's choice reads it).
-        expand_lib, _ = gemm_paths(x, expand_w.shape[0], expand_w.shape[0], out_h, out_w, se, True)
-        if expand_lib:
+    if is_unfused(config):  # the unfused steps 1-3, with the library expand wherever the block may use one
+        if library_allowed(x, expand_w.shape[0], out_h, out_w):
             h, pre = expand_preactivation(x, expand_w), (expand_b, act)
         else:
             h, pre = pointwise_conv(x, expand_w, expand_b, act, None, None), (None, act)
@@ -362,6 +360,24 @@ def expand_dw_se(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, o
     if se:
         return out, se_excite(partials, 1.0 / (out_h * out_w), se_w1, se_b1, se_w2, se_b2, se_act, se_gate)
     return out, x.new_empty((0,), dtype=torch.float32)
+
+
+@TABLE.runner
+def _runner(key, device):
+    """For the tuner: random inputs of `key` as an EfficientNet block calls `expand_dw_se` (padding (k - 1) // 2,
+    tap-major depthwise weight, SE with squeeze C_in / 4); returns run(config), a fused tile or UNFUSED."""
+    dtype, n, c_in, c_exp, h, w, k, stride, act, channels_last = key
+    like = dict(device=device, dtype=torch_dtype(dtype))
+    x = torch.randn(n, c_in, h, w, **like)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    s = max(1, c_in // 4)
+    params = (torch.randn(c_exp, c_in, **like) / c_in**0.5, torch.randn(c_exp, **like),
+              tap_major(torch.randn(c_exp, 1, k, k, **like) / k), torch.randn(c_exp, **like))
+    se_ws = (torch.randn(s, c_exp, **like) / c_exp**0.5, torch.randn(s, **like), torch.randn(c_exp, s, **like) / s**0.5,
+             torch.randn(c_exp, **like))
+    geom = conv_geometry(h, w, k, stride, (k - 1) // 2)
+    return lambda config: expand_dw_se(x, *params, stride, *geom, act, *se_ws, act, ACTIVATIONS["sigmoid"],
+                                       config=config)
 
 
 def aot_variants():
