@@ -85,7 +85,8 @@ SETTINGS = {s.name: s for s in (
     Setting("EFFKERNELS_GPU_CHECK_SKIP", "", _GPU,
             "comma list of steps of the GPU check to leave out (build, errors, tests, sanitizer, tune, sweep)"),
     Setting("EFFKERNELS_GPU_TESTS", "tests/test_extension.py tests/test_mbconv.py tests/test_dwconv_bn_act.py "
-            "tests/test_squeeze_excite.py tests/test_pointwise_conv.py tests/test_nn.py tests/test_convert.py", _GPU,
+            "tests/test_squeeze_excite.py tests/test_pointwise_conv.py tests/test_nn.py tests/test_convert.py "
+            "tests/test_mbconv_fused.py tests/test_triton_dwconv.py", _GPU,
             "pytest arguments of the GPU check's test step (the tests that run kernels on the GPU; the rest runs in CI)"),
     Setting("EFFKERNELS_GPU_TESTS_SECONDS", "90", _GPU,
             "time cap of the GPU check's test step (compute-sanitizer runs alongside it), in seconds"),

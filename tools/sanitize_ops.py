@@ -40,7 +40,16 @@ def cases(dtype, device, backend):
     blk = dict(expand_w=r(cexp, cin), expand_b=r(cexp), dw_w=r(cexp, 1, 5, 5), dw_b=r(cexp),
                se_w1=r(2, cexp), se_b1=r(2), se_w2=r(cexp, 2), se_b2=r(cexp), proj_w=r(cout, cexp), proj_b=r(cout))
     be = dict(backend=backend)
-    return [
+    fused = []
+    if backend == "triton":  # the fused expand+depthwise kernel, which a block takes only where its table says
+        from effkernels._common import tap_major  # noqa: PLC0415
+        from effkernels.triton.mbconv_fused import FUSED_CONFIGS, expand_dw_se  # noqa: PLC0415
+
+        fused = [("mbconv_expand_dw_se fused", {"mbconv_expand_dw_se"},
+                  lambda: expand_dw_se(xb, blk["expand_w"], blk["expand_b"], tap_major(blk["dw_w"]), blk["dw_b"], 2, 2,
+                                       2, 5, 5, 3, blk["se_w1"], blk["se_b1"], blk["se_w2"], blk["se_b2"], 3, 5,
+                                       config=FUSED_CONFIGS[0]))]
+    return fused + [
         ("dwconv_bn_act k3 s2", {"dwconv_bn_act"}, lambda: ops.dwconv_bn_act(x, dw_w, dw_b, 2, 1, "silu", **be)),
         ("dwconv_bn_act se_sums", {"dwconv_bn_act"},
          lambda: ops.dwconv_bn_act(x, dw_w, dw_b, 1, "same", "silu", se_sums=True, **be)),
