@@ -70,13 +70,13 @@ def test_the_picked_config_comes_from_the_table(table_dir, monkeypatch):
     monkeypatch.setattr(_common, "triton_interpreted", lambda: False)
     monkeypatch.setattr(_common, "device_name", lambda device: "Test GPU")
     key = ("bf16", 128, 96, 112, 112, 3, 2)
-    assert tri.NHWC.pick(key, "cuda").kwargs == tri._nhwc_heuristic(key).kwargs  # no table yet
-    _write(table_dir, "Test GPU", {"dwconv_nhwc": {"fields": list(FIELDS), "entries": [_entry(key, 16)]}})
-    assert tri.NHWC.pick(key, "cuda").kwargs["BLOCK_P"] != 16, "picks are cached until configs.reload()"
+    assert tri.STRIDED.pick(key, "cuda").kwargs == tri._nchw_heuristic(key).kwargs  # no table yet
+    _write(table_dir, "Test GPU", {"dwconv_strided": {"fields": list(FIELDS), "entries": [_entry(key, 16)]}})
+    assert tri.STRIDED.pick(key, "cuda").kwargs["BLOCK_P"] != 16, "picks are cached until configs.reload()"
     configs.reload()
-    cfg = tri.NHWC.pick(key, "cuda")
+    cfg = tri.STRIDED.pick(key, "cuda")
     assert cfg.kwargs == {"BLOCK_P": 16, "BLOCK_C": 64} and cfg.num_warps == 4 and cfg.num_stages == 1
-    assert tri.NHWC.pick(key, "cuda") is cfg
+    assert tri.STRIDED.pick(key, "cuda") is cfg
 
 
 @pytest.mark.parametrize("content,why", [

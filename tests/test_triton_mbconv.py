@@ -25,7 +25,7 @@ PATHS = [(True, True), (True, False), (False, True), (False, False)]  # (library
 @pytest.fixture
 def pin_paths(monkeypatch):
     def pin(expand_lib, project_lib):
-        def pinned(x, c_exp, c_out, out_h, out_w, se, has_expand):
+        def pinned(x, c_exp, c_out, out_h, out_w, se, has_expand, config=None):
             ok = x.is_contiguous(memory_format=torch.channels_last)
             return expand_lib and has_expand and ok, project_lib and ok
         monkeypatch.setattr(tm, "gemm_paths", pinned)
