@@ -205,18 +205,14 @@ def test_path_under_the_interpreter():
 
 
 @pytest.fixture
-def gpu_like(monkeypatch, tmp_path):
-    """Picks as on a GPU named "Test GPU": its table (in tmp_path, empty unless a test writes one), else the
+def gpu_like(monkeypatch, table_dir):
+    """Picks as on a GPU named "Test GPU": its table (in table_dir, empty unless a test writes one), else the
     heuristic."""
     from effkernels.triton import _common
 
     monkeypatch.setattr(_common, "triton_interpreted", lambda: False)
     monkeypatch.setattr(_common, "device_name", lambda device: "Test GPU")
-    monkeypatch.setenv("EFFKERNELS_CONFIG_DIR", str(tmp_path))
-    configs.reload()
-    yield tmp_path
-    monkeypatch.delenv("EFFKERNELS_CONFIG_DIR")
-    configs.reload()
+    return table_dir
 
 
 def test_heuristic_follows_the_floors(gpu_like):
