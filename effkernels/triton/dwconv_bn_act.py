@@ -509,7 +509,8 @@ def aot_variants():
 
     Arguments are typed as the JIT specializes them: channels_last x with C a multiple of 16 and tap-major
     weights (NHWC kernel), contiguous NCHW x with [C, 1, k, k] weights (strided kernel); strides equal to 1
-    become constexprs. Per dtype: every config with k = 3, stride 1, SiLU and SE sums; then, with the first
+    become constexprs. Per dtype: every config with k = 3, stride 1, SiLU and SE sums (NHWC in fp32 / fp16: one
+    tile per elements-per-thread count and num_stages, the properties that set registers); then, with the first
     config, every other value of each constexpr the launcher sets: k 1/5/7 (NHWC: with the CPT the launcher
     picks for them, and one config of each elements-per-thread count they may use), stride 2, every
     activation, no SE sums; NHWC also every prologue activation (PRE_ACT, -1 = none), Y_INIT 1 and 2,
@@ -546,7 +547,10 @@ def aot_variants():
         for kernel, args, table, first, rest in ((_dwconv_nhwc_kernel, nhwc, NHWC_CONFIGS, nhwc_base, nhwc_others),
                                                  (_dwconv_strided_kernel, strided, NCHW_CONFIGS, base, others)):
             nhwc_kernel = kernel is _dwconv_nhwc_kernel
-            cases = [(args, cfg, first, vec, vec) for cfg in table]
+            tiles = table
+            if nhwc_kernel and dt != "bf16":  # per elements-per-thread count and pipeline depth (CI compile time)
+                tiles = list({(_elements(c), c.num_stages): c for c in reversed(table)}.values())
+            cases = [(args, cfg, first, vec, vec) for cfg in tiles]
             for spec in rest:
                 if nhwc_kernel and spec["K"] > 3:  # one tile per elements-per-thread count the key may use
                     limit = _max_elements(spec["K"], dt)
