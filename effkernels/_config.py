@@ -44,9 +44,6 @@ SETTINGS = {s.name: s for s in (
             "(effkernels.configs.reload() reads it again)",
             "a folder of per-GPU config tables (<device name>.json, written by `python -m effkernels.tune`) "
             "searched before the ones shipped in effkernels/configs/"),
-    Setting("EFFKERNELS_TRITON_AUTOTUNE", "1", "effkernels.backends, at import",
-            "0: every Triton launcher uses one config instead of autotuning (the interpreter always does)",
-            ("0", "1")),
     Setting("EFFKERNELS_BENCH_MODE", "quick", _BENCH,
             "quick (a few minutes on a laptop CPU) or full (every shape, phi 0..7)", ("quick", "full")),
     Setting("EFFKERNELS_BENCH_LEVEL", "", _BENCH, "comma list of levels: op,block,model (default: all)"),

@@ -6,9 +6,6 @@ import torch
 # before triton is imported anywhere.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
-# On a GPU, one Triton config per kernel: autotuning every new test shape would take minutes
-# (tests that cover each config pin it themselves).
-os.environ.setdefault("EFFKERNELS_TRITON_AUTOTUNE", "0")
 
 import pytest  # noqa: E402
 

@@ -212,7 +212,8 @@ _NO_KERNEL = {"empty", "empty_strided", "new_empty", "new_empty_strided", "view"
 
 
 def _kernels(fn):
-    """Run fn; return (triton kernels launched, other aten ops that would run a device kernel).
+    """Run fn; return (triton kernels launched, other aten ops that would run a device kernel, effkernels
+    ops that went through the torch dispatcher).
 
     Patches triton's launch entry points and walks into the effkernels_triton custom ops (a
     TorchDispatchMode otherwise sees them as one opaque call), so a zero-fill or copy inside a
@@ -221,7 +222,7 @@ def _kernels(fn):
     import triton.runtime.interpreter as interp
     import triton.runtime.jit as jit
 
-    launched, hidden, depth = [], [], [0]
+    launched, hidden, dispatched, depth = [], [], [], [0]
     originals = {cls: cls.run for cls in (interp.InterpretedFunction, jit.JITFunction)}
 
     def patched(cls):
@@ -240,6 +241,8 @@ def _kernels(fn):
             kwargs = kwargs or {}
             if depth[0]:
                 return func(*args, **kwargs)
+            if func.namespace.startswith("effkernels"):
+                dispatched.append(str(func))
             if func.namespace == "effkernels_triton":
                 with self:  # run the op's Python body under this mode
                     return OPDEFS[func._schema.name]._init_fn(*args, **kwargs)
@@ -255,7 +258,7 @@ def _kernels(fn):
     finally:
         for cls, run in originals.items():
             cls.run = run
-    return launched, hidden
+    return launched, hidden, dispatched
 
 
 LAUNCH_CASES = [  # (expand, se): expected Triton launches
@@ -276,11 +279,12 @@ def _launch_block(expand, se, device):
 @pytest.mark.parametrize("expand,se,expected", LAUNCH_CASES)
 def test_triton_launches(expand, se, expected, backend):
     """At most 4 Triton kernels per block (3 when expand ratio is 1): expand, dw (+ SE sums),
-    excite, project (+ scale, residual)."""
+    excite, project (+ scale, residual); called eagerly, the launchers directly: no effkernels op
+    enters the torch dispatcher (a custom-op hop costs more than the kernel on small layers)."""
     fn = _launch_block(expand, se, backend_device(backend))
-    fn()  # on a GPU the first call autotunes (many launches); count a warm call
-    launched, _ = _kernels(fn)
+    launched, _, dispatched = _kernels(fn)
     assert len(launched) == expected, launched
+    assert dispatched == [], dispatched
 
 
 @pytest.mark.parametrize("backend", TRITON)
@@ -288,6 +292,5 @@ def test_triton_launches(expand, se, expected, backend):
 def test_no_hidden_kernels(expand, se, expected, backend):
     """Nothing but the Triton launches runs a kernel: no zero-fills, copies or casts around them."""
     fn = _launch_block(expand, se, backend_device(backend))
-    fn()
-    launched, hidden = _kernels(fn)
+    launched, hidden, _ = _kernels(fn)
     assert len(launched) == expected and hidden == [], (launched, hidden)

@@ -1,7 +1,8 @@
-"""The Triton launchers below the public ops: pinned configs, the SE partial-sums buffer, the
-autotuner's remembered pick, alignment hints. These use launcher internals (config tables, _TUNED,
-_empty_partials, tap_major) and move with them; the public behaviour of every op is tested per
-backend in tests/test_<op>.py. Shapes small: without a GPU the kernels run in the interpreter."""
+"""The depthwise Triton launcher below the public op: every config of its tables pinned, the SE
+partial-sums buffer, alignment hints, tap-major weights. These use launcher internals (config
+tables, dwconv_bn_act_partials, _empty_partials, tap_major) and move with them; the public behaviour
+of every op is tested per backend in tests/test_<op>.py (the pointwise configs: test_triton_configs.py).
+Shapes small: without a GPU the kernels run in the interpreter."""
 import pytest
 import torch
 
@@ -21,10 +22,7 @@ def _tri():
 
 
 def _configs(kernel):
-    tri = _tri()
-    names = ("BLOCK_P", "BLOCK_C") if kernel == "nhwc" else ("BLOCK_C", "BLOCK_P")
-    table = tri.NHWC_CONFIGS if kernel == "nhwc" else tri.NCHW_CONFIGS
-    return [(cfg, dict(zip(names, cfg[:2]), num_warps=cfg[2])) for cfg in table]
+    return _tri().NHWC_CONFIGS if kernel == "nhwc" else _tri().NCHW_CONFIGS
 
 
 # 2 x 70 x 11 x 9, k 3, stride 2, pad 1: 6 x 5 = 30 output pixels, several pixel and channel blocks.
@@ -34,14 +32,14 @@ CONFIG_GEOM = (1, 1, 6, 5)  # pad_top, pad_left, out_h, out_w
 
 @pytest.mark.parametrize("backend", TRITON)
 @pytest.mark.parametrize("kernel", ["nhwc", "nchw"])
-def test_every_autotune_config(kernel, backend):
-    """Without a GPU the autotuner holds one interpreter tile: pin each GPU config on a multi-block shape."""
+def test_every_config(kernel, backend):
+    """The interpreter runs one big tile unless told otherwise: pin each GPU config on a multi-block shape."""
     layout = "channels_last" if kernel == "nhwc" else "nchw"
     s = dw_sample(CONFIG_CASE, backend_device(backend), torch.float16, layout)
     x, weight, bias = s.args
     ref = s.expected()
-    for cfg, config in _configs(kernel):
-        out, sums = _tri().dwconv_bn_act(x, weight, bias, 2, *CONFIG_GEOM, 3, True, config=config)
+    for cfg in _configs(kernel):
+        out, sums = _tri().dwconv_bn_act(x, weight, bias, 2, *CONFIG_GEOM, 3, True, config=cfg)
         assert_close_to_ref(out, ref, torch.float16, what=f"out with {cfg}")
         assert_close_to_ref(sums, ref.sum((2, 3)), torch.float16, what=f"sums with {cfg}")
 
@@ -56,26 +54,15 @@ def test_partial_sums_every_config(kernel, backend):
     s = dw_sample(CONFIG_CASE, backend_device(backend), torch.float32, layout)
     x, weight, bias = s.args
     ref_sums = s.expected().sum((2, 3))
-    for cfg, config in _configs(kernel):
+    for config in _configs(kernel):
+        cfg = config.kwargs
         out, partials = _tri().dwconv_bn_act_partials(x, weight, bias, 2, *CONFIG_GEOM, 3, True, config=config)
-        assert partials.dtype == torch.float32 and partials.shape == (2, -(-30 // config["BLOCK_P"]), 70), cfg
+        assert partials.dtype == torch.float32 and partials.shape == (2, -(-30 // cfg["BLOCK_P"]), 70), cfg
         assert torch.isfinite(partials).all(), f"unwritten partial sums with {cfg}"
         assert_close_to_ref(partials.sum(1), ref_sums, torch.float32, what=f"sums with {cfg}")
         out2, sums = _tri().dwconv_bn_act(x, weight, bias, 2, *CONFIG_GEOM, 3, True, config=config)
         torch.testing.assert_close(sums, partials.sum(1), rtol=0, atol=0)
         assert sums.is_contiguous()
-
-
-@pytest.mark.parametrize("backend", TRITON)
-def test_repeated_call_reuses_the_tuned_config(backend):
-    s = dw_sample(DW(2, 21, 7, 6, 3, 2, "same", (1, 1, 0, 1)), backend_device(backend), torch.float16,
-                  "channels_last", "hardswish", True)
-    first = dwconv_bn_act(*s.args, **s.kwargs, backend="triton")
-    check_dwconv_bn_act(first, s)
-    assert (True, 21, 7, 6, 2, 3, torch.float16) in _tri()._TUNED
-    second = dwconv_bn_act(*s.args, **s.kwargs, backend="triton")
-    check_dwconv_bn_act(second, s)
-    torch.testing.assert_close(second, first, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("backend", TRITON)
@@ -114,14 +101,11 @@ def test_tap_major_weight_on_a_view(backend):
 
 
 @pytest.mark.parametrize("backend", TRITON)
-@pytest.mark.parametrize("extra_rows", [False, True], ids=["table-rows", "extra-rows"])
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])
-def test_partial_sums_poisoned(monkeypatch, extra_rows, layout, backend):
+def test_partial_sums_poisoned(monkeypatch, layout, backend):
     """The dw kernel's [N, P_blocks, C] partial sums come uninitialised (NaN here), so a slot the
-    dw kernel does not write, or a row se_excite reads that it should not, shows in the output.
-    First call: the autotuner has not picked, the buffer has rows for the table's smallest BLOCK_P
-    (extra-rows: for BLOCK_P = 8, more than any config needs) and only the winner's may be read;
-    second call: exactly the rows of the remembered pick."""
+    dw kernel does not write, or a row se_excite reads that it should not, shows in the output. The
+    buffer has exactly the rows of the tile the launcher picked, on every call."""
     tri = _tri()
     alloc = tri._empty_partials
     rows = []
@@ -131,18 +115,15 @@ def test_partial_sums_poisoned(monkeypatch, extra_rows, layout, backend):
         return alloc(n, r, c, device)
 
     monkeypatch.setattr(tri, "_empty_partials", counted)
-    monkeypatch.setattr(tri, "_TUNED", {})  # the first call allocates before the autotuner picks
-    if extra_rows:
-        monkeypatch.setattr(tri, "_alloc_block_p", lambda tuner: 8)
     # 11 x 13 = 143 pixels: several pixel blocks of most configs
     s = mb_sample(MB(6, 3, 1, 16, 16, 2, 11, 13, 1, (1, 1, 1, 1), True), backend_device(backend), torch.float32,
                   layout, MB_ACTS[0])
     with torch.no_grad():
         first = mbconv(*s.args, **s.kwargs, backend="triton")
         second = mbconv(*s.args, **s.kwargs, backend="triton")
-    tuner = tri._dwconv_nhwc_kernel if layout == "channels_last" else tri._dwconv_strided_kernel
-    picked = next(iter(tri._TUNED.values())).kwargs["BLOCK_P"]
-    assert rows == [-(-143 // tri._alloc_block_p(tuner)), -(-143 // picked)]
+    table = tri.NHWC if layout == "channels_last" else tri.STRIDED
+    picked = table.pick(("fp32", 2, s.args[3].shape[0], 11, 13, 3, 1), s.args[0].device).kwargs["BLOCK_P"]
+    assert rows == [-(-143 // picked)] * 2
     ref = s.expected()
     assert_close_to_ref(first, ref, torch.float32)
     assert_close_to_ref(second, ref, torch.float32)

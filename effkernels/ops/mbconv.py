@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import torch
 
-from .. import _ext
+from .. import _dispatch
 from .._common import (FLOAT_DTYPES, SE_ACTIVATIONS, SE_GATES, activation_code, check_inference, check_tensor,
                        conv_geometry, empty_like_layout)
 from ..backends import resolve
 from ..reference import mbconv_ref
-from .pointwise_conv import _triton_pointwise_conv
+from .dwconv_bn_act import _check as _check_dw
 from .squeeze_excite import _check_triton_squeeze
 
 
@@ -31,34 +31,17 @@ def _mbconv_forward_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad
     return empty_like_layout(x, (x.shape[0], proj_w.shape[0], out_h, out_w))
 
 
-if _ext.loaded():
-    torch.library.register_fake("effkernels::mbconv_forward")(_mbconv_forward_fake)
-
-
-def _dw_se(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1, se_b1, se_w2, se_b2, se_act,
-           se_gate):
-    """Steps 2 and 3 (Triton): (dw output, fp32 [N, C] SE scale) in two launches."""
-    from ..triton.dwconv_bn_act import dwconv_bn_act_partials
-    from ..triton.squeeze_excite import se_excite
-
-    out, partials = dwconv_bn_act_partials(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, True)
-    return out, se_excite(partials, 1.0 / (out_h * out_w), se_w1, se_b1, se_w2, se_b2, se_act, se_gate)
-
-
-@torch.library.custom_op("effkernels_triton::mbconv_dw_se", mutates_args=())
-def _triton_dw_se(h: torch.Tensor, dw_w: torch.Tensor, dw_b: torch.Tensor, stride: int, pad_top: int,
-                  pad_left: int, out_h: int, out_w: int, act: int, se_w1: torch.Tensor, se_b1: torch.Tensor,
-                  se_w2: torch.Tensor, se_b2: torch.Tensor, se_act: int, se_gate: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    return _dw_se(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1, se_b1, se_w2, se_b2, se_act,
-                  se_gate)
-
-
-@torch.library.register_fake("effkernels_triton::mbconv_dw_se")
 def _dw_se_fake(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1, se_b1, se_w2, se_b2, se_act,
                 se_gate):
     return (empty_like_layout(h, (h.shape[0], h.shape[1], out_h, out_w)),
             h.new_empty((h.shape[0], h.shape[1]), dtype=torch.float32))
+
+
+_dispatch.define("mbconv_forward", _mbconv_forward_fake)  # C++ only: the Triton block is composed below
+_dispatch.define("mbconv_dw_se", _dw_se_fake, "(Tensor h, Tensor dw_w, Tensor dw_b, int stride, int pad_top, "
+                 "int pad_left, int out_h, int out_w, int act, Tensor se_w1, Tensor se_b1, Tensor se_w2, "
+                 "Tensor se_b2, int se_act, int se_gate) -> (Tensor, Tensor)", "effkernels.triton.mbconv:dw_se",
+                 native=False)
 
 
 def _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
@@ -125,22 +108,17 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
     params = (x, expand_w, expand_b, dw_w, dw_b, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b)
     check_inference("mbconv", *params)
     if be != "triton":
-        return torch.ops.effkernels.mbconv_forward(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left,
-                                                   out_h, out_w, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
-                                                   residual, act, se_act, se_gate_code)
-    from .dwconv_bn_act import _check as _check_dw
-    from .dwconv_bn_act import dwconv_bn_act
-
-    if se_w1 is not None:
-        _check_triton_squeeze(se_w1, "se_w1")
-    h = x if expand_w is None else _triton_pointwise_conv(x, expand_w, expand_b, act, None, None)
+        return _dispatch.run("mbconv_forward", be, x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left,
+                             out_h, out_w, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b, residual, act, se_act,
+                             se_gate_code)
+    h = x if expand_w is None else _dispatch.run("pointwise_conv", be, x, expand_w, expand_b, act, None, None)
+    # The dw kernel's limits (k, stride, activation) as the public op checks them.
+    dw_act, _, geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, se_w1 is not None)
     scale = None
     if se_w1 is None:
-        h = dwconv_bn_act(h, dw_w, dw_b, stride, padding, activation, se_sums=False, backend="triton")
+        h, _ = _dispatch.run("dwconv_bn_act", be, h, dw_w, dw_b, stride, *geom, dw_act, False)
     else:
-        # The dw kernel's limits (k, stride, activation) as the public op checks them.
-        dw_act, _, geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, True)
-        args = (h, dw_w, dw_b, stride, *geom, dw_act, se_w1, se_b1, se_w2, se_b2, se_act, se_gate_code)
-        # Eagerly, skip the custom op's Python dispatch (as ops.dwconv_bn_act does).
-        h, scale = _triton_dw_se(*args) if torch.compiler.is_compiling() else _dw_se(*args)
-    return _triton_pointwise_conv(h, proj_w, proj_b, 0, scale, x if residual else None)
+        _check_triton_squeeze(se_w1, "se_w1")
+        h, scale = _dispatch.run("mbconv_dw_se", be, h, dw_w, dw_b, stride, *geom, dw_act, se_w1, se_b1, se_w2,
+                                 se_b2, se_act, se_gate_code)
+    return _dispatch.run("pointwise_conv", be, h, proj_w, proj_b, 0, scale, x if residual else None)

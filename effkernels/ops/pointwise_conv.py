@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import _ext
+from .. import _dispatch
 from .._common import FLOAT_DTYPES, activation_code, check_inference, check_tensor, empty_like_layout
 from ..backends import resolve
 from ..reference import pointwise_conv_ref
@@ -19,17 +19,8 @@ def _fake(x, weight, bias, activation, scale, residual):
     return empty_like_layout(x, (n, weight.shape[0], h, w))
 
 
-@torch.library.custom_op("effkernels_triton::pointwise_conv", mutates_args=())
-def _triton_pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, activation: int,
-                           scale: torch.Tensor | None, residual: torch.Tensor | None) -> torch.Tensor:
-    from ..triton.pointwise_conv import pointwise_conv as launch  # triton is imported only when used
-
-    return launch(x, weight, bias, activation, scale, residual)
-
-
-torch.library.register_fake("effkernels_triton::pointwise_conv")(_fake)
-if _ext.loaded():
-    torch.library.register_fake("effkernels::pointwise_conv")(_fake)
+_dispatch.define("pointwise_conv", _fake, "(Tensor x, Tensor weight, Tensor bias, int activation, Tensor? scale, "
+                 "Tensor? residual) -> Tensor", "effkernels.triton.pointwise_conv:pointwise_conv")
 
 
 def pointwise_conv(x, weight, bias, activation="none", scale=None, residual=None, backend="auto"):
@@ -53,6 +44,4 @@ def pointwise_conv(x, weight, bias, activation="none", scale=None, residual=None
     if be == "eager":
         return pointwise_conv_ref(x, weight, bias, activation, scale, residual)
     check_inference("pointwise_conv", x, weight, bias, scale, residual)
-    if be == "triton":
-        return _triton_pointwise_conv(x, weight, bias, act, scale, residual)
-    return torch.ops.effkernels.pointwise_conv(x, weight, bias, act, scale, residual)
+    return _dispatch.run("pointwise_conv", be, x, weight, bias, act, scale, residual)
