@@ -81,6 +81,40 @@ def backend_params(backends=BACKENDS):
     return params
 
 
+def interpreted(backend: str) -> bool:
+    """True for the Triton backend running in the interpreter (no GPU), where a call costs 0.1-2 s."""
+    from effkernels.backends import triton_interpreted
+
+    return backend == "triton" and DEVICE.type == "cpu" and triton_interpreted()
+
+
+def rotate_layout(i, j, k, n_dtypes, n_layouts):
+    """The interpreter's share of a case x dtype x layout matrix: case i in every dtype j, in one layout k
+    rotating with i and j, so across the cases every dtype meets every layout."""
+    return k == (i + j) % n_layouts
+
+
+def matrix(ids, dtypes, layouts, backends=BACKENDS, interpreter_pick=rotate_layout):
+    """pytest params (case index, dtype, layout, backend) of a correctness test: the full product on every
+    backend but the Triton interpreter, which runs the share `interpreter_pick(i, j, k, n_dtypes, n_layouts)`
+    keeps (CI's two cores cannot afford the interpreter on the full product)."""
+    params = []
+    for bp in backend_params(backends):
+        backend = bp.values[0]
+        for i, case_id in enumerate(ids):
+            for j, dtype in enumerate(dtypes):
+                for k, layout in enumerate(layouts):
+                    if interpreted(backend) and not interpreter_pick(i, j, k, len(dtypes), len(layouts)):
+                        continue
+                    params.append(pytest.param(i, dtype, layout, backend, marks=bp.marks,
+                                               id=f"{case_id}-{str(dtype).replace('torch.', '')}-{_name(layout)}-{backend}"))
+    return params
+
+
+def _name(option):
+    return "/".join(option) if isinstance(option, tuple) else str(option)
+
+
 def raised_in_child(request) -> bool:
     """Run the calling test again in a child pytest and assert it passed; False inside the child,
     where the test body runs. On an H200 (torch 2.11, 2026-11-27) the first C++ error raised by a

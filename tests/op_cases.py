@@ -17,14 +17,14 @@ from typing import Callable, NamedTuple, Optional
 import torch
 
 import oracles
-from effkernels._common import ACTIVATIONS
+from effkernels._common import ACTIVATIONS, CONV_ACTIVATIONS
 from helpers import TOL, assert_close_to_ref
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Memory layouts of activations: NHWC and NCHW, and non-contiguous views of each (NHWC with padded
 # channel and column strides, NCHW with a padded row stride).
 LAYOUTS = ("channels_last", "nchw", "cl_view", "nchw_view")
-CONV_ACTS = ("none", "relu", "relu6", "silu", "hardswish")
+CONV_ACTS = CONV_ACTIVATIONS  # what the conv epilogues take
 
 
 @dataclass

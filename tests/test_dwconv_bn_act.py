@@ -10,7 +10,7 @@ import torch
 from effkernels import _ext
 from effkernels._common import ACTIVATIONS
 from effkernels.ops import dwconv_bn_act
-from helpers import assert_close_to_ref, backend_device, backend_params, raised_in_child
+from helpers import assert_close_to_ref, backend_device, backend_params, matrix, raised_in_child
 from op_cases import (CONV_ACTS, DTYPES, DW, DW_CASES, LAYOUTS, check_dwconv_bn_act, dw_sample, make_x, param,
                       rotate)
 import oracles
@@ -21,10 +21,7 @@ BACKENDS = backend_params()
 CXX = backend_params(("cpu", "cuda"))  # the C++ op itself, torch.ops.effkernels.dwconv_bn_act
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("i", range(len(DW_CASES)), ids=[str(tuple(c[:7])) for c in DW_CASES])
+@pytest.mark.parametrize("i,dtype,layout,backend", matrix([str(tuple(c[:7])) for c in DW_CASES], DTYPES, LAYOUTS))
 def test_matches_oracle(i, dtype, layout, backend):
     """Every case, dtype and layout; the activation and se_sums rotate with the case and dtype."""
     j = DTYPES.index(dtype)

@@ -5,7 +5,7 @@ import torch
 
 from effkernels._common import ACTIVATIONS
 from effkernels.ops.pointwise_conv import pointwise_conv
-from helpers import assert_close_to_ref, backend_device, backend_params, raised_in_child
+from helpers import assert_close_to_ref, backend_device, backend_params, matrix, raised_in_child
 from op_cases import (CONV_ACTS, DTYPES, LAYOUTS, PW, PW_CASES, PW_EXTRAS, check_pointwise_conv, make_x, param,
                       pw_sample, rotate)
 import oracles
@@ -15,10 +15,7 @@ pytestmark = pytest.mark.usefixtures("poisoned")
 BACKENDS = backend_params()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("i", range(len(PW_CASES)), ids=[str(tuple(c)) for c in PW_CASES])
+@pytest.mark.parametrize("i,dtype,layout,backend", matrix([str(tuple(c)) for c in PW_CASES], DTYPES, LAYOUTS))
 def test_matches_oracle(i, dtype, layout, backend):
     """Every case, dtype and layout; the activation and the (scale, residual) pair rotate with them."""
     j, k = DTYPES.index(dtype), LAYOUTS.index(layout)

@@ -6,7 +6,7 @@ from torchvision.ops import SqueezeExcitation
 
 from effkernels._common import ACTIVATIONS
 from effkernels.ops.squeeze_excite import channel_sums, se_excite, se_scale, squeeze_excite
-from helpers import assert_close_to_ref, backend_device, backend_params, raised_in_child
+from helpers import assert_close_to_ref, backend_device, backend_params, matrix, raised_in_child
 from op_cases import (DTYPES, EXCITE_CASES, LAYOUTS, SE_PAIRS, SE_SHAPES, check_channel_sums, check_same_shape,
                       check_se_excite, channel_sums_sample, rotate, se_excite_sample, se_scale_sample, se_weights, se_x,
                       squeeze_excite_sample)
@@ -18,37 +18,25 @@ BACKENDS = backend_params()
 SHAPE_IDS = [str(s) for s in SE_SHAPES]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("shape", SE_SHAPES, ids=SHAPE_IDS)
-def test_channel_sums(shape, dtype, layout, backend):
-    s = channel_sums_sample(shape, backend_device(backend), dtype, layout)
+@pytest.mark.parametrize("i,dtype,layout,backend", matrix(SHAPE_IDS, DTYPES, LAYOUTS))
+def test_channel_sums(i, dtype, layout, backend):
+    s = channel_sums_sample(SE_SHAPES[i], backend_device(backend), dtype, layout)
     check_channel_sums(channel_sums(*s.args, backend=backend), s)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("w_dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("act_gate", SE_PAIRS, ids="/".join)
-@pytest.mark.parametrize("case", EXCITE_CASES, ids=str)
-def test_se_excite(case, act_gate, w_dtype, backend):
-    s = se_excite_sample(case, backend_device(backend), w_dtype, *act_gate)
+@pytest.mark.parametrize("i,w_dtype,act_gate,backend", matrix([str(tuple(c)) for c in EXCITE_CASES], DTYPES, SE_PAIRS))
+def test_se_excite(i, w_dtype, act_gate, backend):
+    s = se_excite_sample(EXCITE_CASES[i], backend_device(backend), w_dtype, *act_gate)
     check_se_excite(se_excite(*s.args, **s.kwargs, backend=backend), s)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("shape", SE_SHAPES, ids=SHAPE_IDS)
-def test_se_scale(shape, dtype, layout, backend):
-    s = se_scale_sample(shape, backend_device(backend), dtype, layout)
+@pytest.mark.parametrize("i,dtype,layout,backend", matrix(SHAPE_IDS, DTYPES, LAYOUTS))
+def test_se_scale(i, dtype, layout, backend):
+    s = se_scale_sample(SE_SHAPES[i], backend_device(backend), dtype, layout)
     check_same_shape(se_scale(*s.args, backend=backend), s)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("i", range(len(SE_SHAPES)), ids=SHAPE_IDS)
+@pytest.mark.parametrize("i,dtype,layout,backend", matrix(SHAPE_IDS, DTYPES, LAYOUTS))
 def test_squeeze_excite(i, dtype, layout, backend):
     """The activation / gate pair rotates with the shape and dtype."""
     s = squeeze_excite_sample(SE_SHAPES[i], backend_device(backend), dtype, layout,
