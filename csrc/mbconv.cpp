@@ -7,7 +7,7 @@
 //   project pointwise_conv(h, proj_w, proj_b, none, scale, x if residual)  (SE scale fused in)
 #include <torch/library.h>
 
-#include "common.h"
+#include "mbconv.h"
 #include "op_handle.h"
 
 namespace effkernels {
@@ -48,17 +48,7 @@ Tensor mbconv_forward(const Tensor& x, const OptT& expand_w, const OptT& expand_
                       int64_t out_w, const OptT& se_w1, const OptT& se_b1, const OptT& se_w2, const OptT& se_b2,
                       const Tensor& proj_w, const Tensor& proj_b, bool residual, int64_t activation,
                       int64_t se_activation, int64_t se_gate) {
-  check_activation_tensor(x, "x");
-  EFFK_CHECK_ARG(expand_w.has_value() == expand_b.has_value(), "expand_w/expand_b",
-                 "expected both or neither (neither when the expand ratio is 1)");
-  const bool has_se = se_w1.has_value();
-  EFFK_CHECK_ARG(se_b1.has_value() == has_se && se_w2.has_value() == has_se && se_b2.has_value() == has_se,
-                 "se_w1/se_b1/se_w2/se_b2", "expected all four or none (none for a block without SE)");
-  if (residual) {
-    EFFK_CHECK_ARG(proj_w.dim() == 2 && proj_w.size(0) == x.size(1) && out_h == x.size(2) && out_w == x.size(3),
-                   "residual", "needs an output shaped like x (stride 1, C_out == C_in = ", x.size(1),
-                   "), got C_out ", proj_w.dim() == 2 ? proj_w.size(0) : -1, " and output ", out_h, "x", out_w);
-  }
+  check_mbconv_args(x, expand_w, expand_b, se_w1, se_b1, se_w2, se_b2, proj_w, residual, out_h, out_w);
 
   // The CPU kernels are NHWC: an NCHW x runs the block in channels_last, and the result is written back
   // in x's layout (two passes over the narrow tensors instead of two per op over the expanded ones).

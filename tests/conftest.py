@@ -30,6 +30,19 @@ def poisoned():
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+@pytest.fixture
+def table_dir(tmp_path, monkeypatch):
+    """A folder for per-device config tables (EFFKERNELS_CONFIG_DIR), searched first; the caches of the tables
+    and of the kernels' picks are dropped before and after."""
+    from effkernels import configs
+
+    monkeypatch.setenv("EFFKERNELS_CONFIG_DIR", str(tmp_path))
+    configs.reload()
+    yield tmp_path
+    monkeypatch.delenv("EFFKERNELS_CONFIG_DIR")
+    configs.reload()
+
+
 def pytest_report_header(config):
     import effkernels
 

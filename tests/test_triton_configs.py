@@ -34,16 +34,6 @@ def _entry(key, block_p, us=10.0):
             "us": us}
 
 
-@pytest.fixture
-def table_dir(tmp_path, monkeypatch):
-    """A config folder of our own, searched first; the caches are dropped before and after."""
-    monkeypatch.setenv("EFFKERNELS_CONFIG_DIR", str(tmp_path))
-    configs.reload()
-    yield tmp_path
-    monkeypatch.delenv("EFFKERNELS_CONFIG_DIR")
-    configs.reload()
-
-
 def _write(folder, device, kernels, **top):
     data = {"format": configs.FORMAT, "device": device, "torch": "x", "triton": "y", "date": "2026-11-30",
             "kernels": kernels, **top}

@@ -1,6 +1,8 @@
 """What every fused layer shares: backend checks, activation modules, the folded-weight cache."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -40,9 +42,13 @@ class FoldedModule(nn.Module):
     `_fold()` returns the op's weights (BN folded in float32, 1x1 weights as matrices). They are cast
     to the input's (device, dtype) and cached per (device, dtype). The cache is keyed on the data_ptr and
     version counter of every parameter and buffer of the module, so load_state_dict, .to(), .half()
-    and in-place edits under torch.no_grad() all trigger a refold. Edits through `.data` bypass
-    version counters, and inference tensors (made under torch.inference_mode) have none, so in-place
-    edits of those are only seen by data_ptr: call .eval() (which drops the cache) after such edits.
+    and in-place edits (under torch.no_grad() or torch.inference_mode alike) all trigger a refold.
+
+    Inference tensors (made under torch.inference_mode: a layer built or deep-copied there) have no
+    version counter, so an in-place edit of one cannot be seen: a layer holding any folds on every
+    call instead (never stale, slower) and warns once. effkernels.convert copies a model outside
+    inference mode, so converted models fold once. Edits through `.data` bypass version counters
+    too: call .eval() (which drops the cache) after such edits.
 
     Under torch.compile the fold is traced into the graph instead (no graph break, fullgraph=True
     works, weight edits are always seen): Inductor computes it with a few small fused kernels per
@@ -80,8 +86,13 @@ class FoldedModule(nn.Module):
             return self.forward_fused(x, self.folded(x), *args, **kwargs)
 
     def _stamp(self):
-        return tuple((t.data_ptr(), -1 if t.is_inference() else t._version)
-                     for t in (*self.parameters(), *self.buffers()))
+        """(data_ptr, version) of every tensor, or None when one is an inference tensor (no version)."""
+        stamp = []
+        for t in (*self.parameters(), *self.buffers()):
+            if t.is_inference():
+                return None
+            stamp.append((t.data_ptr(), t._version))
+        return tuple(stamp)
 
     def _fold_for(self, x: torch.Tensor) -> tuple:
         return tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous() for t in self._fold())
@@ -90,6 +101,12 @@ class FoldedModule(nn.Module):
         if torch.compiler.is_compiling():
             return self._fold_for(x)
         stamp = self._stamp()
+        if stamp is None:
+            warnings.warn(f"effkernels.nn.{type(self).__name__} holds inference tensors (created under "
+                          "torch.inference_mode), whose in-place edits cannot be detected: it folds BatchNorm on "
+                          "every call. Create (or copy) the model outside inference_mode to fold once.", stacklevel=3)
+            with torch.no_grad():
+                return self._fold_for(x)
         if stamp != self._fold_stamp:
             self._fold_cache.clear()
             self._fold_stamp = stamp

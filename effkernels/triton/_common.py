@@ -7,6 +7,10 @@ else the nearest of its shape class), else asks the heuristic; later calls are o
 autotuning ever runs on the call path. Under the interpreter (TRITON_INTERPRET=1, the CPU tests) the
 kernel's interpreter config is used instead: the interpreter's cost is per program, so one big tile keeps
 the tests fast, and the tests pin every candidate explicitly.
+
+Every KernelConfigs is listed in KERNELS by name; `@<table>.runner` pairs it with a function that builds
+random inputs for a key and launches the kernel with a given config, which is what `python -m
+effkernels.tune` times (docs/CONTRACTS.md, "Tuning").
 """
 from __future__ import annotations
 
@@ -18,6 +22,11 @@ from .. import configs as _tables
 from ..backends import triton_interpreted
 
 TRITON_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a TRITON_DTYPES name (a table key's dtype field)."""
+    return next(d for d, n in TRITON_DTYPES.items() if n == name)
 
 _LOG2E = tl.constexpr(1.4426950408889634)  # a constexpr: @triton.jit code reads no other globals
 
@@ -54,6 +63,9 @@ def launch_options(cfg: triton.Config) -> dict:
     return {**cfg.kwargs, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
 
 
+KERNELS: dict = {}  # name -> KernelConfigs, filled as the kernel modules are imported
+
+
 class KernelConfigs:
     """One kernel's tile choice (module docstring).
 
@@ -61,6 +73,7 @@ class KernelConfigs:
     nearest-shape match must share (dtype, kernel size, stride, layout...); candidates(key): the configs
     worth timing for a key (all of them are compiled ahead of time); heuristic(key): the config without a
     table; interpreter: the config under TRITON_INTERPRET=1.
+    make_runner(key, device) -> run(config): set by the `runner` decorator, used by the tuner.
     """
 
     def __init__(self, name: str, fields: tuple, categorical: tuple, candidates, heuristic,
@@ -68,7 +81,15 @@ class KernelConfigs:
         self.name, self.fields, self.categorical = name, tuple(fields), tuple(categorical)
         self.candidates, self.heuristic, self.interpreter = candidates, heuristic, interpreter
         self._cache: dict = {}
+        self.make_runner = None
         _tables.on_reload(self._cache.clear)
+        KERNELS[name] = self
+
+    def runner(self, make_runner):
+        """Decorator: `make_runner(key, device)` allocates random inputs shaped by `key` on `device` and returns
+        `run(config)`, which launches this kernel once on them with `config` (the launcher's config=)."""
+        self.make_runner = make_runner
+        return make_runner
 
     def params(self) -> tuple:
         """What a config may set: the tile constexprs of the candidates, plus the launch options."""

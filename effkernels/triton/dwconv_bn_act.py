@@ -48,8 +48,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .._common import empty_like_layout, is_channels_last
-from ._common import TRITON_DTYPES, KernelConfigs, activation, launch_options
+from .._common import ACTIVATIONS, conv_geometry, empty_like_layout, is_channels_last
+from ._common import TRITON_DTYPES, KernelConfigs, activation, launch_options, torch_dtype
 
 _FIELDS = ("dtype", "N", "C", "H", "W", "K", "STRIDE")
 _CATEGORICAL = ("dtype", "K", "STRIDE")
@@ -297,6 +297,24 @@ def dwconv_bn_act(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_
     return out, partials.sum(1)
 
 
+@NHWC.runner
+def _nhwc_runner(key, device, channels_last=True):
+    """For the tuner: random inputs of `key` as an MBConv block calls the kernel (SiLU, SE sums, padding
+    (k - 1) // 2, [C, 1, k, k] weights); returns run(config)."""
+    dtype, n, c, h, w, k, stride = key
+    like = dict(device=device, dtype=torch_dtype(dtype))
+    x = torch.randn(n, c, h, w, **like)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    weight, bias = torch.randn(c, 1, k, k, **like) / k, torch.randn(c, **like)
+    geom = conv_geometry(h, w, k, stride, (k - 1) // 2)
+    return lambda config: dwconv_bn_act_partials(x, weight, bias, stride, *geom, ACTIVATIONS["silu"], True, config)
+
+
+@STRIDED.runner
+def _strided_runner(key, device):
+    return _nhwc_runner(key, device, channels_last=False)
+
+
 def aot_variants():
     """Every (kernel, signature, constexprs) the launcher can request, for effkernels.triton._aot.
 
@@ -340,3 +358,10 @@ def aot_variants():
                 sig = dict(a, **{name: "constexpr" for name in consts})
                 out.append((kernel, sig, dict(consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages)))
     return out
+
+
+def hot_loop(kernel, consts):
+    """For tools/kernel_report: (outputs one thread finishes per iteration of the kh loop, iterations)."""
+    threads = 32 * consts["num_warps"]
+    per_thread = consts["BLOCK_P"] * consts["BLOCK_C"] / threads
+    return per_thread / consts["K"], consts["K"]

@@ -16,9 +16,11 @@ import torch
 import triton
 import triton.language as tl
 
-from .._common import empty_like_layout
+import math
+
+from .._common import ACTIVATIONS, empty_like_layout
 from ..backends import triton_interpreted
-from ._common import TRITON_DTYPES, KernelConfigs, activation, launch_options
+from ._common import TRITON_DTYPES, KernelConfigs, activation, launch_options, torch_dtype
 
 
 def _tile(m, n, k, warps):
@@ -185,6 +187,23 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, ac
     return out
 
 
+@TABLE.runner
+def _runner(key, device):
+    """For the tuner: random inputs of `key` (square maps; NCHW for IMAGE_TILES, else channels_last; SiLU on the
+    expand GEMMs, none with the SE scale, as in an MBConv block); returns run(config)."""
+    dtype, m, hw, c_in, c_out, image_tiles, has_scale, has_res = key
+    side = math.isqrt(hw)
+    h, w = (side, side) if side * side == hw else (1, hw)
+    like = dict(device=device, dtype=torch_dtype(dtype))
+    fmt = torch.contiguous_format if image_tiles else torch.channels_last
+    x = torch.randn(m // hw, c_in, h, w, **like).contiguous(memory_format=fmt)
+    weight, bias = torch.randn(c_out, c_in, **like) / c_in ** 0.5, torch.randn(c_out, **like)
+    scale = torch.rand(m // hw, c_in, device=device) if has_scale else None
+    res = torch.randn(m // hw, c_out, h, w, **like).contiguous(memory_format=fmt) if has_res else None
+    act = ACTIVATIONS["none" if has_scale else "silu"]
+    return lambda config: pointwise_conv(x, weight, bias, act, scale, res, config)
+
+
 def aot_variants():
     """Every (kernel, signature, constexprs) the launcher can request, for effkernels.triton._aot.
 
@@ -221,3 +240,8 @@ def aot_variants():
                 signature = dict(signature, **{name: "constexpr" for name in const})
                 out.append((fn, signature, dict(const, num_warps=cfg.num_warps, num_stages=cfg.num_stages)))
     return out
+
+
+def hot_loop(kernel, consts):
+    """For tools/kernel_report: the K loop, (outputs one thread holds, None: C_in / BLOCK_K iterations)."""
+    return consts["BLOCK_M"] * consts["BLOCK_N"] / (32 * consts["num_warps"]), None

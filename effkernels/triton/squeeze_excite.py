@@ -189,3 +189,10 @@ def aot_variants():
                         dict(ss_c=1, sw1_c=1, sb1=1, sw2_s=1, sb2=1, ACT=act, GATE=gate, BLOCK_S=block_s,
                              BLOCK_C=block_c, BLOCK_R=block_r, **rows_value, num_warps=4, num_stages=3)))
     return out
+
+
+def hot_loop(kernel, consts):
+    """For tools/kernel_report: channel_sums' pixel loop, (input elements one thread adds per iteration, None)."""
+    if kernel is _channel_sums_kernel:
+        return consts["BLOCK_HW"] * consts["BLOCK_C"] / (32 * consts["num_warps"]), None
+    return None
