@@ -63,7 +63,7 @@ def backend_unavailable(backend: str):
     from effkernels.backends import backends_available, triton_interpreted
 
     if backend == "cuda" and not torch.cuda.is_available():
-        return "no CUDA GPU here"
+        return "needs CUDA GPU"
     if backend == "triton" and DEVICE.type == "cpu" and not triton_interpreted():
         return "no GPU and TRITON_INTERPRET is not 1"
     ok, why = backends_available()[backend]
@@ -89,22 +89,28 @@ def interpreted(backend: str) -> bool:
 
 
 def rotate_layout(i, j, k, n_dtypes, n_layouts):
-    """The interpreter's share of a case x dtype x layout matrix: case i in every dtype j, in one layout k
+    """A sampled backend's share of a case x dtype x layout matrix: case i in every dtype j, in one layout k
     rotating with i and j, so across the cases every dtype meets every layout."""
     return k == (i + j) % n_layouts
 
 
-def matrix(ids, dtypes, layouts, backends=BACKENDS, interpreter_pick=rotate_layout):
-    """pytest params (case index, dtype, layout, backend) of a correctness test: the full product on every
-    backend but the Triton interpreter, which runs the share `interpreter_pick(i, j, k, n_dtypes, n_layouts)`
-    keeps (CI's two cores cannot afford the interpreter on the full product)."""
+def sampled(backend: str) -> bool:
+    """Backends whose correctness tests run a share of the case x dtype x layout product: the Triton
+    interpreter (0.1-2 s a call: CI's two cores cannot afford the full product) and eager (plain torch
+    ops, whose code does not branch on the case the way the kernels do)."""
+    return backend == "eager" or interpreted(backend)
+
+
+def matrix(ids, dtypes, layouts, backends=BACKENDS, share=rotate_layout):
+    """pytest params (case index, dtype, layout, backend) of a correctness test: the full product on the
+    kernels' backends, on the sampled ones the share that `share(i, j, k, n_dtypes, n_layouts)` keeps."""
     params = []
     for bp in backend_params(backends):
         backend = bp.values[0]
         for i, case_id in enumerate(ids):
             for j, dtype in enumerate(dtypes):
                 for k, layout in enumerate(layouts):
-                    if interpreted(backend) and not interpreter_pick(i, j, k, len(dtypes), len(layouts)):
+                    if sampled(backend) and not share(i, j, k, len(dtypes), len(layouts)):
                         continue
                     params.append(pytest.param(i, dtype, layout, backend, marks=bp.marks,
                                                id=f"{case_id}-{str(dtype).replace('torch.', '')}-{_name(layout)}-{backend}"))
