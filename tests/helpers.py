@@ -112,13 +112,21 @@ def matrix(ids, dtypes, layouts, backends=BACKENDS, share=rotate_layout):
                 for k, layout in enumerate(layouts):
                     if sampled(backend) and not share(i, j, k, len(dtypes), len(layouts)):
                         continue
-                    params.append(pytest.param(i, dtype, layout, backend, marks=bp.marks,
-                                               id=f"{case_id}-{str(dtype).replace('torch.', '')}-{_name(layout)}-{backend}"))
+                    name = f"{case_id}-{str(dtype).replace('torch.', '')}-{_name(layout)}-{backend}"
+                    params.append(pytest.param(i, dtype, layout, backend, marks=bp.marks, id=name))
     return params
 
 
 def _name(option):
     return "/".join(option) if isinstance(option, tuple) else str(option)
+
+
+def cxx_error_inputs(device: str, request):
+    """(torch.ops.effkernels, x [2, 8, 9, 9] on device) for a C++ error-path test, or None where the test
+    has run, and passed, in a child process instead (CUDA: raised_in_child)."""
+    if device == "cuda" and raised_in_child(request):
+        return None
+    return torch.ops.effkernels, torch.randn(2, 8, 9, 9, device=device)
 
 
 def raised_in_child(request) -> bool:

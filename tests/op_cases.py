@@ -363,7 +363,8 @@ def lowered_samples(device):
     dws = []
     for case, layout, se_sums in ((DW_CASES[4], "channels_last", True), (DW_CASES[2], "nchw", False)):
         x, w, b = dw_sample(case, device, torch.float32, layout).args
-        dws.append((x, w, b, case.stride, case.pads[0], case.pads[2], *out_size(case.h, case.w, case.k, case.stride, case.pads), act["silu"], se_sums))
+        geom = (case.stride, case.pads[0], case.pads[2], *out_size(case.h, case.w, case.k, case.stride, case.pads))
+        dws.append((x, w, b, *geom, act["silu"], se_sums))
     out["dwconv_bn_act"] = dws
     xs = [se_x(SE_SHAPES[0], torch.float32, layout, device) for layout in ("channels_last", "nchw")]
     out["channel_sums"] = [(x,) for x in xs]

@@ -10,7 +10,7 @@ import torch
 from effkernels import _ext
 from effkernels._common import ACTIVATIONS
 from effkernels.ops import dwconv_bn_act
-from helpers import assert_close_to_ref, backend_device, backend_params, matrix, raised_in_child
+from helpers import assert_close_to_ref, backend_device, backend_params, cxx_error_inputs, matrix, raised_in_child
 from op_cases import (CONV_ACTS, DTYPES, DW, DW_CASES, LAYOUTS, check_dwconv_bn_act, dw_sample, make_x, param,
                       rotate)
 import oracles
@@ -128,10 +128,9 @@ def test_cxx_fp32_params_with_bf16_input(device):
 
 @pytest.mark.parametrize("device", CXX)
 def test_cxx_error_messages(device, request):
-    if device == "cuda" and raised_in_child(request):
+    if (inputs := cxx_error_inputs(device, request)) is None:
         return
-    ops = torch.ops.effkernels
-    x = torch.randn(2, 8, 9, 9, device=device)
+    ops, x = inputs
     w, b = torch.randn(8, 1, 3, 3, device=device), torch.randn(8, device=device)
     silu = ACTIVATIONS["silu"]
     with pytest.raises(RuntimeError, match=r"x: expected a 4-d tensor"):

@@ -13,7 +13,7 @@ from torchvision.models.efficientnet import MBConv, MBConvConfig
 from effkernels._common import ACTIVATIONS, is_channels_last
 from effkernels.fold import fold_bn
 from effkernels.ops.mbconv import mbconv
-from helpers import assert_close_to_ref, backend_device, backend_params, matrix, raised_in_child
+from helpers import assert_close_to_ref, backend_device, backend_params, cxx_error_inputs, matrix
 from op_cases import DTYPES, MB, MB_ACTS, MB_CASES, check_mbconv, make_x, mb_params, mb_sample, rotate
 import oracles
 
@@ -194,17 +194,17 @@ def test_refuses_autograd(backend):
 
 @pytest.mark.parametrize("device", backend_params(("cpu", "cuda")))
 def test_cxx_error_messages(device, request):
-    if device == "cuda" and raised_in_child(request):
+    if (inputs := cxx_error_inputs(device, request)) is None:
         return
-    x = torch.randn(2, 8, 9, 9, device=device)
+    ops, x = inputs
     w, b = torch.randn(8, 1, 3, 3, device=device), torch.randn(8, device=device)
     silu, sigmoid = ACTIVATIONS["silu"], ACTIVATIONS["sigmoid"]
     with pytest.raises(RuntimeError, match=r"expand_w/expand_b: expected both or neither"):
-        torch.ops.effkernels.mbconv_forward(x, torch.randn(16, 8, device=device), None, w, b, 1, 1, 1, 9, 9, None,
+        ops.mbconv_forward(x, torch.randn(16, 8, device=device), None, w, b, 1, 1, 1, 9, 9, None,
                                             None, None, None, torch.randn(8, 8, device=device), b, False, silu, silu,
                                             sigmoid)
     with pytest.raises(RuntimeError, match=r"residual: needs an output shaped like x"):
-        torch.ops.effkernels.mbconv_forward(x, None, None, w, b, 2, 1, 1, 5, 5, None, None, None, None,
+        ops.mbconv_forward(x, None, None, w, b, 2, 1, 1, 5, 5, None, None, None, None,
                                             torch.randn(8, 8, device=device), b, True, silu, silu, sigmoid)
 
 

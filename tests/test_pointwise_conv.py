@@ -5,7 +5,7 @@ import torch
 
 from effkernels._common import ACTIVATIONS
 from effkernels.ops.pointwise_conv import pointwise_conv
-from helpers import assert_close_to_ref, backend_device, backend_params, matrix, raised_in_child
+from helpers import assert_close_to_ref, backend_device, backend_params, cxx_error_inputs, matrix
 from op_cases import (CONV_ACTS, DTYPES, LAYOUTS, PW, PW_CASES, PW_EXTRAS, check_pointwise_conv, make_x, param,
                       pw_sample, rotate)
 import oracles
@@ -133,10 +133,9 @@ def test_cpu_in_inference_mode_multithreaded(backend):
 
 @pytest.mark.parametrize("device", CXX)
 def test_cxx_error_messages(device, request):
-    if device == "cuda" and raised_in_child(request):
+    if (inputs := cxx_error_inputs(device, request)) is None:
         return
-    ops = torch.ops.effkernels
-    x = torch.randn(2, 8, 9, 9, device=device)
+    ops, x = inputs
     with pytest.raises(RuntimeError, match=r"weight: expected shape \[C_out, 8\]"):
         ops.pointwise_conv(x, torch.randn(4, 5, device=device), torch.randn(4, device=device), 0, None, None)
     with pytest.raises(RuntimeError, match=r"residual: expected shape \[2, 4, 9, 9\]"):

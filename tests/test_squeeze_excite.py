@@ -6,7 +6,7 @@ from torchvision.ops import SqueezeExcitation
 
 from effkernels._common import ACTIVATIONS
 from effkernels.ops.squeeze_excite import channel_sums, se_excite, se_scale, squeeze_excite
-from helpers import assert_close_to_ref, backend_device, backend_params, matrix, raised_in_child
+from helpers import assert_close_to_ref, backend_device, backend_params, cxx_error_inputs, matrix
 from op_cases import (DTYPES, EXCITE_CASES, LAYOUTS, SE_PAIRS, SE_SHAPES, check_channel_sums, check_same_shape,
                       check_se_excite, channel_sums_sample, rotate, se_excite_sample, se_scale_sample, se_weights, se_x,
                       squeeze_excite_sample)
@@ -151,10 +151,9 @@ def test_cxx_se_excite_inside_autocast(device, amp_dtype):
 
 @pytest.mark.parametrize("device", CXX)
 def test_cxx_error_messages(device, request):
-    if device == "cuda" and raised_in_child(request):
+    if (inputs := cxx_error_inputs(device, request)) is None:
         return
-    ops = torch.ops.effkernels
-    x = torch.randn(2, 8, 9, 9, device=device)
+    ops, x = inputs
     with pytest.raises(RuntimeError, match=r"scale: expected shape \[2, 8\]"):
         ops.se_scale(x, torch.rand(2, 7, device=device))
     with pytest.raises(RuntimeError, match=r"scale: expected dtype float32"):
