@@ -136,7 +136,8 @@ def test_cxx_error_messages(device, request):
     if (inputs := cxx_error_inputs(device, request)) is None:
         return
     ops, x = inputs
+    w, b = torch.randn(4, 8, device=device), torch.randn(4, device=device)
     with pytest.raises(RuntimeError, match=r"weight: expected shape \[C_out, 8\]"):
-        ops.pointwise_conv(x, torch.randn(4, 5, device=device), torch.randn(4, device=device), 0, None, None)
+        ops.pointwise_conv(x, w[:, :5], b, 0, None, None)
     with pytest.raises(RuntimeError, match=r"residual: expected shape \[2, 4, 9, 9\]"):
-        ops.pointwise_conv(x, torch.randn(4, 8, device=device), torch.randn(4, device=device), 0, None, x)
+        ops.pointwise_conv(x, w, b, 0, None, x)
