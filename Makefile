@@ -1,9 +1,9 @@
 # effkernels: the two commands a newcomer runs (see README).
 #   make test    install (with the C++/CUDA extension) and run the test suite
 #   make bench   install and run the quick benchmark sweep, then print its report
-#   make test-avx2  (CI, after make test) the CPU kernels built for AVX2 in a scratch copy, and their tests:
-#                   the default build targets the build machine's ISA (AVX-512 on CI), so this keeps the
-#                   8-lane code path tested too
+#   make test-avx2  (CI, after make test) the CPU kernels built for AVX2 in a scratch copy, and their tests
+#                   (pytest markers cpu and ext): the default build targets the build machine's ISA (AVX-512
+#                   on CI), so this keeps the 8-lane code path tested too
 PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 BENCH_OUT ?= benchmarks/out
@@ -24,8 +24,7 @@ test-avx2:
 	rm -rf $(AVX2_DIR) && mkdir -p $(AVX2_DIR)
 	git ls-files -z | xargs -0 cp --parents -t $(AVX2_DIR)
 	cd $(AVX2_DIR) && EFFKERNELS_EXT=cpu EFFKERNELS_CPU_ARCH=avx2 $(PYTHON) setup.py -q build_ext --inplace
-	cd $(AVX2_DIR) && $(PYTHON) -m pytest -q -p no:cacheprovider tests/test_extension.py tests/test_pointwise_conv.py \
-		tests/test_squeeze_excite.py tests/test_mbconv.py -k "cpu or chunks"
+	cd $(AVX2_DIR) && $(PYTHON) -m pytest -q -p no:cacheprovider -m "cpu or ext" tests
 
 bench: setup
 	$(PYTHON) benchmarks/run.py --out $(BENCH_OUT)

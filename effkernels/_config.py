@@ -30,76 +30,64 @@ class Setting(NamedTuple):
     choices: tuple = ()  # allowed values ('' = any)
 
 
-_BUILD = "setup.py, when the extension is built"
-_BENCH = "benchmarks/, when a benchmark session starts (the pytest flag --bench-<name> wins)"
-_GPU = "tools/gpu_check.sh, when it starts"
-
-SETTINGS = {s.name: s for s in (
-    Setting("EFFKERNELS_EXT", "auto", _BUILD,
-            "what to compile: auto (CUDA + CPU kernels when torch is a CUDA build and nvcc is found, else CPU "
-            "only), cuda, cpu, or none (pure Python: Triton and eager backends)", ("auto", "cuda", "cpu", "none")),
-    Setting("EFFKERNELS_CPU_ARCH", "auto", _BUILD,
-            "vector ISA of the CPU kernels: auto (the one torch's own kernels use on the build machine), avx512, "
-            "avx2 or generic", ("auto", "avx512", "avx2", "generic")),
-    Setting("EFFKERNELS_CONFIG_DIR", "", "effkernels.triton, when the first Triton kernel picks its tile "
-            "(effkernels.configs.reload() reads it again)",
-            "a folder of per-GPU config tables (<device name>.json, written by `python -m effkernels.tune`) "
-            "searched before the ones shipped in effkernels/configs/"),
-    Setting("EFFKERNELS_BENCH_MODE", "quick", _BENCH,
-            "quick (a few minutes on a laptop CPU) or full (every shape, phi 0..7)", ("quick", "full")),
-    Setting("EFFKERNELS_BENCH_LEVEL", "", _BENCH, "comma list of levels: op,block,model (default: all)"),
-    Setting("EFFKERNELS_BENCH_PHI", "", _BENCH,
-            "phi list for the op and block levels, e.g. 0,1 or 0-7 (quick: 0,1; full: 0-7)"),
-    Setting("EFFKERNELS_BENCH_MODEL_PHI", "", _BENCH,
-            "phi list for the model level (quick: 0; full: same as the op/block phi)"),
-    Setting("EFFKERNELS_BENCH_MODEL_BATCH", "", _BENCH,
-            "comma list of batch sizes for the model level (default: the batch size; full mode on a GPU: 1,32,256)"),
-    Setting("EFFKERNELS_BENCH_MODELS", "", _BENCH,
-            "models the model level times beside EfficientNet-B{phi}: comma list of tf_efficientnet_b0 (timm), "
-            "efficientnet_v2_s (torchvision), or none (quick: none; full: both)"),
-    Setting("EFFKERNELS_BENCH_BATCH", "", _BENCH, "batch size of the op and block levels, and of the model level "
-            "unless EFFKERNELS_BENCH_MODEL_BATCH is set (quick: 2; full: 8)"),
-    Setting("EFFKERNELS_BENCH_DTYPE", "", _BENCH, "bf16 | fp16 | fp32 (default: bf16 on a GPU, fp32 on the CPU)"),
-    Setting("EFFKERNELS_BENCH_LAYOUT", "", _BENCH, "channels_last (default) | contiguous"),
-    Setting("EFFKERNELS_BENCH_OP_SHAPES", "", _BENCH,
-            "op-level shapes per phi, heaviest first (depthwise layers for the dwconv and SE cases; expand and "
-            "project 1x1 convs each for the pointwise cases); 0 = every distinct one (quick: 2; full: 0)"),
-    Setting("EFFKERNELS_BENCH_BLOCKS", "", _BENCH,
-            "stage-first MBConv blocks per phi, heaviest first; 0 = all 7 (quick: 1; full: 0)"),
-    Setting("EFFKERNELS_BENCH_RESOLUTION", "", _BENCH,
-            "input resolution for every phi (default: each variant's paper resolution)"),
-    Setting("EFFKERNELS_BENCH_PROVIDERS", "", _BENCH,
-            "comma list of providers to run (default: all; the rest are deselected)"),
-    Setting("EFFKERNELS_BENCH_CASE_TIME", "", _BENCH, "seconds of timed rounds per case (quick: 0.2; full: 0.5)"),
-    Setting("EFFKERNELS_BENCH_THREADS", "", _BENCH,
-            "CPU runs: torch intra-op threads (default: torch's choice; 1 gives steadier numbers on a shared "
-            "machine)"),
-    Setting("EFFKERNELS_BENCH_BUDGET", "", _BENCH,
-            "seconds for the whole session; cases that would start later skip (default: none)"),
-    Setting("EFFKERNELS_BENCH_OUTCOMES", "", _BENCH,
-            "also write the session's skips, wrong outputs and device info to this JSON file"),
-    Setting("EFFKERNELS_GPU_CHECK_SECONDS", "470", _GPU,
-            "overall time budget of the GPU check, in seconds; every step's limit is taken from it"),
-    Setting("EFFKERNELS_GPU_CHECK_DRY_RUN", "0", _GPU,
-            "1: print the check's steps and their time limits instead of running them", ("0", "1")),
-    Setting("EFFKERNELS_GPU_CHECK_SKIP", "", _GPU,
-            "comma list of steps of the GPU check to leave out (build, errors, tests, sanitizer, tune, sweep)"),
-    Setting("EFFKERNELS_GPU_TESTS", "tests/test_extension.py tests/test_mbconv.py tests/test_dwconv_bn_act.py "
-            "tests/test_squeeze_excite.py tests/test_pointwise_conv.py tests/test_nn.py tests/test_convert.py "
-            "tests/test_mbconv_fused.py tests/test_triton_dwconv.py", _GPU,
-            "pytest arguments of the GPU check's test step (the tests that run kernels on the GPU; the rest runs in CI)"),
-    Setting("EFFKERNELS_GPU_TESTS_SECONDS", "90", _GPU,
-            "time cap of the GPU check's test step (compute-sanitizer runs alongside it), in seconds"),
-    Setting("EFFKERNELS_GPU_TUNE_ARGS", "--models 0-7 --batch 32 --dtype bf16", _GPU,
-            "`python -m effkernels.tune` options of the GPU check's tuning step (the sweep's shapes first)"),
-    Setting("EFFKERNELS_GPU_TUNE_SECONDS", "60", _GPU, "time budget of the GPU check's tuning step, in seconds"),
-    Setting("EFFKERNELS_GPU_SWEEP_ARGS", "--bench-batch 32 --bench-op-shapes 1 --bench-blocks 1 --bench-case-time 0.2",
-            _GPU, "pytest options of the GPU check's benchmark sweep"),
-    Setting("EFFKERNELS_GPU_SWEEP_RUN_ARGS", "--mode full", _GPU, "benchmarks/run.py options of the GPU check's sweep"),
-    Setting("EFFKERNELS_TEST_CHILD", "", "tests/, internal",
-            "1: the C++ error-path tests run in this process, not in a child (set by those tests for their child, "
-            "and by tools/gpu_check.sh to check every C++ exception in one process); not for users"),
-)}
+# (who reads them and when, ((name after the prefix, default, meaning[, allowed values]), ...)), in the README's order.
+_TABLE = (
+    ("setup.py, when the extension is built", (
+        ("EXT", "auto", "what to compile: auto (CUDA + CPU kernels when torch is a CUDA build and nvcc is found, "
+         "else CPU only), cuda, cpu, or none (pure Python: Triton and eager backends)", "auto cuda cpu none"),
+        ("CPU_ARCH", "auto", "vector ISA of the CPU kernels: auto (the one torch's own kernels use on the build "
+         "machine), avx512, avx2 or generic", "auto avx512 avx2 generic"))),
+    ("effkernels.triton, when the first Triton kernel picks its tile (effkernels.configs.reload() reads it again)", (
+        ("CONFIG_DIR", "", "a folder of per-GPU config tables (<device name>.json, written by `python -m "
+         "effkernels.tune`) searched before the ones shipped in effkernels/configs/"),)),
+    ("benchmarks/, when a benchmark session starts (the pytest flag --bench-<name> wins)", (
+        ("BENCH_MODE", "quick", "quick (a few minutes on a laptop CPU) or full (every shape, phi 0..7)", "quick full"),
+        ("BENCH_LEVEL", "", "comma list of levels: op,block,model (default: all)"),
+        ("BENCH_PHI", "", "phi list for the op and block levels, e.g. 0,1 or 0-7 (quick: 0,1; full: 0-7)"),
+        ("BENCH_MODEL_PHI", "", "phi list for the model level (quick: 0; full: same as the op/block phi)"),
+        ("BENCH_MODEL_BATCH", "", "comma list of batch sizes for the model level (default: the batch size; full "
+         "mode on a GPU: 1,32,256)"),
+        ("BENCH_MODELS", "", "models the model level times beside EfficientNet-B{phi}: comma list of "
+         "tf_efficientnet_b0 (timm), efficientnet_v2_s (torchvision), or none (quick: none; full: both)"),
+        ("BENCH_BATCH", "", "batch size of the op and block levels, and of the model level unless "
+         "EFFKERNELS_BENCH_MODEL_BATCH is set (quick: 2; full: 8)"),
+        ("BENCH_DTYPE", "", "bf16 | fp16 | fp32 (default: bf16 on a GPU, fp32 on the CPU)"),
+        ("BENCH_LAYOUT", "", "channels_last (default) | contiguous"),
+        ("BENCH_OP_SHAPES", "", "op-level shapes per phi, heaviest first (depthwise layers for the dwconv and SE "
+         "cases; expand and project 1x1 convs each for the pointwise cases); 0 = every distinct one (quick: 2; "
+         "full: 0)"),
+        ("BENCH_BLOCKS", "", "stage-first MBConv blocks per phi, heaviest first; 0 = all 7 (quick: 1; full: 0)"),
+        ("BENCH_RESOLUTION", "", "input resolution for every phi (default: each variant's paper resolution)"),
+        ("BENCH_PROVIDERS", "", "comma list of providers to run (default: all; the rest are deselected)"),
+        ("BENCH_CASE_TIME", "", "seconds of timed rounds per case (quick: 0.2; full: 0.5)"),
+        ("BENCH_THREADS", "", "CPU runs: torch intra-op threads (default: torch's choice; 1 gives steadier numbers "
+         "on a shared machine)"),
+        ("BENCH_BUDGET", "", "seconds for the whole session; cases that would start later skip (default: none)"),
+        ("BENCH_OUTCOMES", "", "also write the session's skips, wrong outputs and device info to this JSON file"))),
+    ("tools/gpu_check.sh, when it starts", (
+        ("GPU_CHECK_SECONDS", "470", "overall time budget of the GPU check, in seconds; every step's limit is "
+         "taken from it"),
+        ("GPU_CHECK_DRY_RUN", "0", "1: print the check's steps and their time limits instead of running them", "0 1"),
+        ("GPU_CHECK_SKIP", "", "comma list of steps of the GPU check to leave out (build, errors, tests, sanitizer, "
+         "tune, sweep)"),
+        ("GPU_TESTS", "tests/test_registration.py tests/test_mbconv.py tests/test_dwconv_bn_act.py "
+         "tests/test_squeeze_excite.py tests/test_pointwise_conv.py tests/test_nn.py tests/test_convert.py "
+         "tests/test_mbconv_fused.py tests/test_triton_dwconv.py",
+         "pytest arguments of the GPU check's test step (the tests that run kernels on the GPU; the rest runs in CI)"),
+        ("GPU_TESTS_SECONDS", "90", "time cap of the GPU check's test step (compute-sanitizer runs alongside it), "
+         "in seconds"),
+        ("GPU_TUNE_ARGS", "--models 0-7 --batch 32 --dtype bf16", "`python -m effkernels.tune` options of the GPU "
+         "check's tuning step (the sweep's shapes first)"),
+        ("GPU_TUNE_SECONDS", "60", "time budget of the GPU check's tuning step, in seconds"),
+        ("GPU_SWEEP_ARGS", "--bench-batch 32 --bench-op-shapes 1 --bench-blocks 1 --bench-case-time 0.2",
+         "pytest options of the GPU check's benchmark sweep"),
+        ("GPU_SWEEP_RUN_ARGS", "--mode full", "benchmarks/run.py options of the GPU check's sweep"))),
+    ("tests/, internal", (
+        ("TEST_CHILD", "", "1: the C++ error-path tests run in this process, not in a child (set by those tests for "
+         "their child, and by tools/gpu_check.sh to check every C++ exception in one process); not for users"),)),
+)
+SETTINGS = {PREFIX + name: Setting(PREFIX + name, default, when, meaning, tuple(choices[0].split()) if choices else ())
+            for when, rows in _TABLE for name, default, meaning, *choices in rows}
 
 
 def get(name: str) -> str:

@@ -1,7 +1,8 @@
 """Eager-PyTorch reference of every effkernels op.
 
-These are the tests' oracle (called on float64 inputs) and the "eager" backend (called in the
-input's dtype). They are written for clarity, not speed: plain torch ops, one step at a time.
+These are the "eager" backend (called in the input's dtype; float64 inputs work too). They are
+written for clarity, not speed: plain torch ops, one step at a time. The tests check them, like every
+backend, against oracles that share no code with the package (tests/oracles.py).
 
 Conventions shared by all ops:
 - 1x1 weights are 2-d matrices [C_out, C_in]; depthwise weights are [C, 1, k, k].

@@ -16,28 +16,18 @@ def _seed():
 
 
 @pytest.fixture
-def on_device(monkeypatch):
-    """Create tensors on helpers.DEVICE by default; cuDNN's default TF32 would make the eager
-    backend's fp32 convs miss the fp32 tolerance, so it is off."""
-    from helpers import DEVICE
+def poisoned():
+    """Uninitialised allocations come NaN-filled in their own dtype (helpers.poisoned_memory), and
+    cuDNN/cuBLAS do not use TF32 (which would make the eager backend's fp32 convs miss the fp32 tolerance)."""
+    from helpers import poisoned_memory
 
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    with torch.device(DEVICE):
-        yield
-
-
-@pytest.fixture
-def poisoned_empty(monkeypatch):
-    """torch.empty returns NaN-filled tensors, so output elements a kernel never writes show up."""
-    from helpers import poison_
-
-    empty = torch.empty
-
-    def nan_empty(*args, **kwargs):
-        t = empty(*args, **kwargs)
-        return poison_(t) if t.is_floating_point() else t
-
-    monkeypatch.setattr(torch, "empty", nan_empty)
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with poisoned_memory():
+            yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @pytest.fixture

@@ -1,4 +1,10 @@
-"""Comparison helpers shared by the tests: outputs against a float64 reference."""
+"""Helpers shared by the tests: comparison with a float64 oracle, poisoned allocations, backends."""
+import contextlib
+import os
+import subprocess
+import sys
+
+import pytest
 import torch
 
 # Relative-error (||out - ref|| / ||ref||) and max-abs limits per dtype. fp32 kernels accumulate
@@ -24,24 +30,121 @@ def assert_close_to_ref(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype
     assert max_abs <= abs_, f"{what}: max abs error {max_abs:.3e} > {abs_:.1e} ({dtype})"
 
 
-def poison_(t: torch.Tensor) -> torch.Tensor:
-    """Fill with NaN so elements a kernel forgets to write show up."""
-    return t.fill_(float("nan"))
+@contextlib.contextmanager
+def poisoned_memory():
+    """Within: every uninitialised allocation (torch.empty and friends from Python, at::empty inside
+    the C++ kernels, the Triton launchers' buffers) comes filled with NaN in its own dtype, on any
+    device, so an output element a kernel forgets to write shows as NaN. This is torch's
+    deterministic mode with fill_uninitialized_memory (the fill happens in aten's empty kernels,
+    which every allocation goes through); warn_only, so ops without a deterministic variant only warn."""
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.utils.deterministic.fill_uninitialized_memory)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.utils.deterministic.fill_uninitialized_memory = saved[2]
 
 
-# Where the op tests run: the GPU when there is one, else the CPU (Triton through its interpreter).
+# Where the Triton kernels run: the GPU when there is one, else the CPU through the interpreter.
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-NATIVE = DEVICE.type  # the C++ backend that serves DEVICE: "cuda" or "cpu"
+BACKENDS = ("triton", "cpu", "cuda", "eager")
 
 
-def backends_for(op: str):
-    """Backends that can run `op` on DEVICE here: triton, the C++ kernels when built, eager."""
-    from effkernels import _ext
+def backend_device(backend: str) -> torch.device:
+    """The device a backend's tests run on: the C++ backends their own, triton and eager DEVICE."""
+    return torch.device(backend) if backend in ("cpu", "cuda") else DEVICE
+
+
+def backend_unavailable(backend: str):
+    """Why `backend` cannot run its tests on this machine, or None when it can."""
     from effkernels.backends import backends_available, triton_interpreted
 
-    native = _ext.loaded() and torch._C._dispatch_has_kernel_for_dispatch_key(f"effkernels::{op}", NATIVE.upper())
-    triton_ok = backends_available()["triton"][0] and (DEVICE.type == "cuda" or triton_interpreted())
-    return [b for b, ok in (("triton", triton_ok), (NATIVE, native), ("eager", True)) if ok]
+    if backend == "cuda" and not torch.cuda.is_available():
+        return "needs CUDA GPU"
+    if backend == "triton" and DEVICE.type == "cpu" and not triton_interpreted():
+        return "no GPU and TRITON_INTERPRET is not 1"
+    ok, why = backends_available()[backend]
+    return None if ok else why
+
+
+def backend_params(backends=BACKENDS):
+    """pytest params for `backends`, each marked with its backend's marker (pytest -m cpu selects
+    the C++ CPU kernels' tests) and skipped, with the reason, where it cannot run."""
+    params = []
+    for b in backends:
+        why = backend_unavailable(b)
+        marks = [getattr(pytest.mark, b)] + ([pytest.mark.skip(reason=why)] if why else [])
+        params.append(pytest.param(b, marks=marks, id=b))
+    return params
+
+
+def interpreted(backend: str) -> bool:
+    """True for the Triton backend running in the interpreter (no GPU), where a call costs 0.1-2 s."""
+    from effkernels.backends import triton_interpreted
+
+    return backend == "triton" and DEVICE.type == "cpu" and triton_interpreted()
+
+
+def rotate_layout(i, j, k, n_dtypes, n_layouts):
+    """A sampled backend's share of a case x dtype x layout matrix: case i in every dtype j, in one layout k
+    rotating with i and j, so across the cases every dtype meets every layout."""
+    return k == (i + j) % n_layouts
+
+
+def sampled(backend: str) -> bool:
+    """Backends whose correctness tests run a share of the case x dtype x layout product: the Triton
+    interpreter (0.1-2 s a call: CI's two cores cannot afford the full product) and eager (plain torch
+    ops, whose code does not branch on the case the way the kernels do)."""
+    return backend == "eager" or interpreted(backend)
+
+
+def matrix(ids, dtypes, layouts, backends=BACKENDS, share=rotate_layout):
+    """pytest params (case index, dtype, layout, backend) of a correctness test: the full product on the
+    kernels' backends, on the sampled ones the share that `share(i, j, k, n_dtypes, n_layouts)` keeps."""
+    params = []
+    for bp in backend_params(backends):
+        backend = bp.values[0]
+        for i, case_id in enumerate(ids):
+            for j, dtype in enumerate(dtypes):
+                for k, layout in enumerate(layouts):
+                    if sampled(backend) and not share(i, j, k, len(dtypes), len(layouts)):
+                        continue
+                    name = f"{case_id}-{str(dtype).replace('torch.', '')}-{_name(layout)}-{backend}"
+                    params.append(pytest.param(i, dtype, layout, backend, marks=bp.marks, id=name))
+    return params
+
+
+def _name(option):
+    return "/".join(option) if isinstance(option, tuple) else str(option)
+
+
+def cxx_error_inputs(device: str, request):
+    """(torch.ops.effkernels, x [2, 8, 9, 9] on device) for a C++ error-path test, or None where the test
+    has run, and passed, in a child process instead (CUDA: raised_in_child)."""
+    if device == "cuda" and raised_in_child(request):
+        return None
+    return torch.ops.effkernels, torch.randn(2, 8, 9, 9, device=device)
+
+
+def raised_in_child(request) -> bool:
+    """Run the calling test again in a child pytest and assert it passed; False inside the child,
+    where the test body runs. On an H200 (torch 2.11, 2026-11-27) the first C++ error raised by a
+    CUDA call killed the process with a segmentation fault
+    (benchmarks/results/2026-11-27-nvidia-h200/NOTES.md); in a child, a crash is this test's
+    failure, with the child's output, not the end of the suite."""
+    from effkernels import _config
+
+    if _config.get("EFFKERNELS_TEST_CHILD"):
+        return False
+    child = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-m", "pytest", "-q", "-p", "no:cacheprovider", request.node.nodeid],
+        cwd=request.config.rootpath, env={**os.environ, "EFFKERNELS_TEST_CHILD": "1"}, capture_output=True, text=True,
+        timeout=600)
+    assert child.returncode == 0, f"exit {child.returncode}\n{child.stdout[-4000:]}\n{child.stderr[-4000:]}"
+    return True
 
 
 def run_in_precision(model, source, x, dtype, how):

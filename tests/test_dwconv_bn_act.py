@@ -1,205 +1,173 @@
-"""effkernels.ops.dwconv_bn_act against the float64 reference, on every backend this machine has.
+"""dwconv_bn_act on every backend against the float64 oracle (tests/oracles.py: the cases'
+hand-written pads applied with F.pad, torch's own conv), the C++ op's extras, and the argument checks.
 
 The Triton tests run on the GPU when there is one, else on the CPU under the interpreter
-(tests/conftest.py), so shapes stay small.
+(tests/conftest.py), so shapes stay small. Backends that cannot run here skip with the reason.
 """
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-import effkernels.triton.dwconv_bn_act as tri
-from effkernels import backends
-from effkernels._common import CONV_ACTIVATIONS, conv_geometry, is_channels_last, tap_major
+from effkernels import _ext
+from effkernels._common import ACTIVATIONS
 from effkernels.ops import dwconv_bn_act
-from effkernels.reference import dwconv_bn_act_ref
-from helpers import TOL, assert_close_to_ref, poison_
+from helpers import assert_close_to_ref, backend_device, backend_params, cxx_error_inputs, matrix, raised_in_child
+from op_cases import (CONV_ACTS, DTYPES, DW, DW_CASES, LAYOUTS, check_dwconv_bn_act, dw_sample, make_x, param,
+                      rotate)
+import oracles
 
-DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-HAS_CUDA = torch.cuda.is_available()
-DEVICE = "cuda" if HAS_CUDA else "cpu"  # where backend="triton" runs
-HAS_CPU_KERNEL = (backends.backends_available()["cpu"][0]
-                  and torch._C._dispatch_has_kernel_for_dispatch_key("effkernels::dwconv_bn_act", "CPU"))
+pytestmark = pytest.mark.usefixtures("poisoned")
 
-
-@pytest.fixture(autouse=True)
-def _poison_triton_outputs(monkeypatch):
-    """The launcher allocates its output and its (never zeroed) SE partial sums: hand it NaN-filled
-    memory so unwritten elements show."""
-    alloc = tri.empty_like_layout
-    monkeypatch.setattr(tri, "empty_like_layout", lambda *a, **kw: poison_(alloc(*a, **kw)))
-    alloc_partials = tri._empty_partials
-    monkeypatch.setattr(tri, "_empty_partials", lambda *a: poison_(alloc_partials(*a)))
+BACKENDS = backend_params()
+CXX = backend_params(("cpu", "cuda"))  # the C++ op itself, torch.ops.effkernels.dwconv_bn_act
 
 
-def make_inputs(n, c, h, w, k, dtype, layout="channels_last", device=DEVICE):
-    x = torch.randn(n, c, h, w, device=device)
-    if layout == "channels_last":
-        x = x.contiguous(memory_format=torch.channels_last)
-    weight = torch.randn(c, 1, k, k, device=device) / k  # keeps outputs O(1) for every k
-    bias = torch.randn(c, device=device) * 0.5
-    return x.to(dtype), weight.to(dtype), bias.to(dtype)
+@pytest.mark.parametrize("i,dtype,layout,backend", matrix([str(tuple(c[:7])) for c in DW_CASES], DTYPES, LAYOUTS))
+def test_matches_oracle(i, dtype, layout, backend):
+    """Every case, dtype and layout; the activation and se_sums rotate with the case and dtype."""
+    j = DTYPES.index(dtype)
+    s = dw_sample(DW_CASES[i], backend_device(backend), dtype, layout, rotate(CONV_ACTS, i, j), se_sums=(i + j) % 2 == 0)
+    check_dwconv_bn_act(dwconv_bn_act(*s.args, **s.kwargs, backend=backend), s)
 
 
-def check(x, weight, bias, stride=1, padding=None, activation="silu", se_sums=False, backend="triton"):
-    """Run the op and compare out (and sums) with the reference computed in float64."""
-    k = weight.shape[-1]
-    pad = (k - 1) // 2 if padding is None else padding
-    got = dwconv_bn_act(x, weight, bias, stride, padding, activation, se_sums, backend=backend)
-    ref = dwconv_bn_act_ref(x.double().cpu(), weight.double().cpu(), bias.double().cpu(), stride, pad, activation,
-                            se_sums)
-    out, sums = got if se_sums else (got, None)
-    ref_out, ref_sums = ref if se_sums else (ref, None)
-    assert out.dtype == x.dtype and out.device == x.device
-    fmt = torch.channels_last if is_channels_last(x) else torch.contiguous_format
-    assert out.is_contiguous(memory_format=fmt), "output does not keep x's memory format"
-    assert_close_to_ref(out, ref_out, x.dtype)
-    if se_sums:
-        assert sums.dtype == torch.float32 and sums.shape == (x.shape[0], x.shape[1])
-        # A backend may sum the outputs rounded to x's dtype: their rounding errors add up over
-        # out_h * out_w terms, about sqrt(out_h * out_w) times one element's.
-        abs_ = TOL[x.dtype]["abs"] * max(1.0, (out.shape[2] * out.shape[3]) ** 0.5)
-        assert_close_to_ref(sums, ref_sums, x.dtype, abs_=abs_, what="sums")
-    return out
-
-
-# (N, C, H, W, k, stride, padding): odd and even maps, stride 2 on both, symmetric, "same" and
-# explicit pads, C not a multiple of any channel block, and C above the largest block (1155).
-SHAPES = [
-    (1, 37, 7, 7, 3, 1, None),
-    (3, 37, 17, 17, 5, 2, "same"),
-    (1, 37, 33, 33, 3, 2, None),
-    (2, 37, 16, 16, 3, 2, "same"),  # TF same, even size, stride 2: pads 0 top / 1 bottom
-    (1, 37, 16, 12, 5, 2, None),
-    (2, 1155, 3, 3, 3, 1, None),
-    (1, 1155, 3, 2, 5, 2, "same"),
-    (1, 16, 9, 9, 7, 1, (3, 2, 1, 3)),
-    (2, 24, 6, 5, 1, 2, 0),
-]
-
-
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("shape_id", range(len(SHAPES)))
-def test_triton_matches_reference(shape_id, dtype, layout):
-    n, c, h, w, k, stride, padding = SHAPES[shape_id]
-    activation = CONV_ACTIVATIONS[(shape_id + DTYPES.index(dtype)) % len(CONV_ACTIVATIONS)]
-    x, weight, bias = make_inputs(n, c, h, w, k, dtype, layout)
-    check(x, weight, bias, stride, padding, activation, se_sums=shape_id % 2 == 0)
-
-
-@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
-@pytest.mark.parametrize("activation", CONV_ACTIVATIONS)
+@pytest.mark.parametrize("activation", CONV_ACTS)
 @pytest.mark.parametrize("se_sums", [False, True])
-def test_every_activation(activation, layout, se_sums):
-    x, weight, bias = make_inputs(2, 19, 9, 9, 3, torch.float32, layout)
-    x = x * 4  # reach both saturation points of relu6 / hardswish
-    check(x, weight, bias, 1, None, activation, se_sums)
+def test_every_activation(activation, layout, se_sums, backend):
+    s = dw_sample(DW(2, 19, 9, 9, 3, 1, None, (1, 1, 1, 1)), backend_device(backend), torch.float32, layout, activation,
+                  se_sums)
+    s.args[0].mul_(4)  # the oracle sees the same tensor: reach both saturation points of relu6 / hardswish
+    check_dwconv_bn_act(dwconv_bn_act(*s.args, **s.kwargs, backend=backend), s)
 
 
-@pytest.mark.parametrize("kernel,table", [("nhwc", tri.NHWC_CONFIGS), ("nchw", tri.NCHW_CONFIGS)])
-def test_every_config(kernel, table):
-    """The interpreter runs one big tile unless told otherwise: pin each GPU config on a multi-block shape."""
-    layout = "channels_last" if kernel == "nhwc" else "nchw"
-    x, weight, bias = make_inputs(2, 70, 11, 9, 3, torch.float16, layout)
-    ref, ref_sums = dwconv_bn_act_ref(x.double(), weight.double(), bias.double(), 2, 1, "silu", True)
-    for cfg in table:
-        out, sums = tri.dwconv_bn_act(x, weight, bias, 2, *conv_geometry(11, 9, 3, 2, 1), 3, True, config=cfg)
-        assert_close_to_ref(out, ref, torch.float16, what=f"out with {cfg}")
-        assert_close_to_ref(sums, ref_sums, torch.float16, what=f"sums with {cfg}")
-
-
-@pytest.mark.parametrize("kernel,table", [("nhwc", tri.NHWC_CONFIGS), ("nchw", tri.NCHW_CONFIGS)])
-def test_partial_sums_every_config(kernel, table):
-    """dwconv_bn_act_partials: fp32 [N, cdiv(OH * OW, BLOCK_P), C], every slot written (the buffer
-    comes NaN-filled), rows summing to the reference sums; the same partials the [N, C] launcher
-    reduces, so they match it bit for bit."""
-    layout = "channels_last" if kernel == "nhwc" else "nchw"
-    x, weight, bias = make_inputs(2, 70, 11, 9, 3, torch.float32, layout)
-    geom = conv_geometry(11, 9, 3, 2, 1)
-    _, ref_sums = dwconv_bn_act_ref(x.double(), weight.double(), bias.double(), 2, 1, "silu", True)
-    for config in table:
-        cfg = config.kwargs
-        out, partials = tri.dwconv_bn_act_partials(x, weight, bias, 2, *geom, 3, True, config=config)
-        assert partials.dtype == torch.float32 and partials.shape == (2, tri.pixel_blocks(config, 6, 5), 70), cfg
-        assert torch.isfinite(partials).all(), f"unwritten partial sums with {cfg}"
-        assert_close_to_ref(partials.sum(1), ref_sums, torch.float32, what=f"sums with {cfg}")
-        out2, sums = tri.dwconv_bn_act(x, weight, bias, 2, *geom, 3, True, config=config)
-        torch.testing.assert_close(sums, partials.sum(1), rtol=0, atol=0)
-        assert sums.is_contiguous()
-
-
-def test_non_contiguous_views():
-    big = torch.randn(3, 80, 20, 21, device=DEVICE)
-    w_big = torch.randn(80, 2, 5, 5, device=DEVICE) / 5
-    b_big = torch.randn(160, device=DEVICE)
-    weight, bias = w_big[1:38, 1:], b_big[::4][:37]  # strided weight and bias
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_contiguous_views(backend):
+    """Strided views of x, weight and bias: every backend must use the strides it is given."""
+    device = backend_device(backend)
+    big = torch.randn(3, 80, 20, 21).to(device)
+    weight = (torch.randn(80, 2, 5, 5) / 5).to(device)[1:38, 1:]
+    bias = torch.randn(160).to(device)[::4][:37]
+    # TF same, k 5, stride 2: a total pad of 3 on even sizes (1 before, 2 after), 4 on odd ones.
     views = {
-        "nhwc slice": big.contiguous(memory_format=torch.channels_last)[:, 3:40, 1:18, 2::2],
-        "nchw strided w": big[::2, 5:42, :, ::2],
-        "transposed hw": big[:, 10:47].transpose(2, 3),
-        "permuted n": big[:, :37].permute(1, 0, 2, 3).contiguous().permute(1, 0, 2, 3),
+        "nhwc slice": (big.contiguous(memory_format=torch.channels_last)[:, 3:40, 1:18, 2::2], (2, 2, 1, 2)),
+        "nchw strided w": (big[::2, 5:42, :, ::2], (1, 2, 2, 2)),
+        "transposed hw": (big[:, 10:47].transpose(2, 3), (2, 2, 1, 2)),
+        "permuted n": (big[:, :37].permute(1, 0, 2, 3).contiguous().permute(1, 0, 2, 3), (1, 2, 2, 2)),
     }
-    for name, x in views.items():
+    for name, (x, pads) in views.items():
         assert not x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last), name
-        check(x, weight, bias, 2, "same", "silu", True)
-    # the tap-major weight layout the NHWC kernel loads as vectors
-    check(views["nhwc slice"], tap_major(weight.contiguous()), bias, 1, None, "hardswish", True)
+        out, sums = dwconv_bn_act(x, weight, bias, 2, "same", "silu", True, backend=backend)
+        ref = oracles.dwconv(x, weight, bias, 2, pads, "silu")
+        assert_close_to_ref(out, ref, torch.float32, what=name)
+        assert_close_to_ref(sums, ref.sum((2, 3)), torch.float32, abs_=1e-3, what=f"{name} sums")
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
-def test_alignment_hints_only_when_true(dtype):
-    """C = 40 (a multiple of 8, not 16) gets VEC / W_VEC alignment hints; views whose pixel or tap
-    strides are not multiples must not (the kernel rounds strides down to multiples of the hint)."""
-    x, weight, bias = make_inputs(2, 40, 9, 9, 3, dtype)
-    check(x, tap_major(weight), bias, 1, None, "silu", True)
-    wide, wide_w, _ = make_inputs(2, 84, 9, 9, 3, dtype)  # pixel stride 84, tap strides 3 * 84, 84
-    check(wide[:, :40], tap_major(wide_w)[:40], bias, 2, "same", "silu", True)
-    check(x, tap_major(wide_w)[:40], bias, 1, None, "relu6", False)
+@pytest.mark.parametrize("backend", [p for p in BACKENDS if p.values[0] in ("triton", "cuda")])
+def test_large_shapes(backend):
+    """EfficientNet-sized layers, every activation: on a GPU only (the interpreter would take minutes)."""
+    if backend_device(backend).type != "cuda":
+        pytest.skip("large shapes run on a GPU only (the Triton interpreter would take minutes)")
+    for case in (DW(4, 96, 56, 56, 3, 2, "same", (0, 1, 0, 1)), DW(2, 1152, 7, 7, 5, 1, None, (2, 2, 2, 2))):
+        for dtype in DTYPES:
+            for layout in ("channels_last", "nchw"):
+                for act in CONV_ACTS:
+                    s = dw_sample(case, "cuda", dtype, layout, act, True)
+                    check_dwconv_bn_act(dwconv_bn_act(*s.args, **s.kwargs, backend=backend), s)
 
 
-@settings(max_examples=15, deadline=None)
-@given(n=st.integers(1, 2), c=st.integers(1, 40), h=st.integers(1, 12), w=st.integers(1, 12),
-       k=st.sampled_from([1, 3, 5, 7]), stride=st.sampled_from([1, 2]), same=st.booleans(),
-       channels_last=st.booleans(), dtype=st.sampled_from(DTYPES), activation=st.sampled_from(CONV_ACTIVATIONS),
-       se_sums=st.booleans())
-def test_random_shapes(n, c, h, w, k, stride, same, channels_last, dtype, activation, se_sums):
-    padding = "same" if same else (k - 1) // 2
-    x, weight, bias = make_inputs(n, c, h, w, k, dtype, "channels_last" if channels_last else "nchw")
-    check(x, weight, bias, stride, padding, activation, se_sums)
-
-
-@pytest.mark.parametrize("backend", ["triton", "eager"])
-def test_empty_batch(backend):
-    x, weight, bias = make_inputs(0, 8, 5, 5, 3, torch.float32, device=DEVICE if backend == "triton" else "cpu")
-    out, sums = dwconv_bn_act(x, weight, bias, 2, se_sums=True, backend=backend)
-    assert out.shape == (0, 8, 3, 3) and sums.shape == (0, 8)
-
-
-def test_se_sums_off_returns_a_tensor():
-    x, weight, bias = make_inputs(1, 8, 5, 5, 3, torch.float32)
-    assert isinstance(dwconv_bn_act(x, weight, bias, backend="triton"), torch.Tensor)
-
-
-def test_eager_backend_matches_reference():
-    for layout in ("channels_last", "nchw"):
-        x, weight, bias = make_inputs(2, 37, 17, 17, 5, torch.float32, layout, device="cpu")
-        check(x, weight, bias, 2, "same", "silu", True, backend="eager")
-
-
-def test_grad_requires_eager():
-    x, weight, bias = make_inputs(1, 8, 5, 5, 3, torch.float32)
+@pytest.mark.parametrize("backend", [p for p in BACKENDS if p.values[0] != "eager"])
+def test_grad_requires_eager(backend):
+    x, weight, bias = dw_sample(DW_CASES[0], backend_device(backend), torch.float32, "channels_last").args
     weight.requires_grad_(True)
     with pytest.raises(RuntimeError, match="backend=.eager."):
-        dwconv_bn_act(x, weight, bias, backend="triton")
+        dwconv_bn_act(x, weight, bias, backend=backend)
     dwconv_bn_act(x, weight, bias, backend="eager").sum().backward()
     assert weight.grad is not None
     with torch.no_grad():
-        dwconv_bn_act(x, weight, bias, backend="triton")
+        dwconv_bn_act(x, weight, bias, backend=backend)
+
+
+@pytest.mark.parametrize("backend", [p for p in BACKENDS if p.values[0] == "triton"])
+def test_torch_compile_traces_the_triton_op(backend):
+    x, weight, bias = dw_sample(DW(2, 8, 9, 9, 3, 2, "same", (1, 1, 1, 1)), backend_device(backend), torch.float32,
+                                "channels_last").args
+
+    def f(x, weight, bias):
+        out, sums = dwconv_bn_act(x, weight, bias, 2, "same", "silu", True, backend="triton")
+        return out * 2, sums
+
+    got = torch.compile(f, backend="aot_eager", fullgraph=True)(x, weight, bias)
+    want = f(x, weight, bias)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
+# ---------------------------------------------------------------- the C++ op's extras
+
+
+@pytest.mark.parametrize("device", CXX)
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+@pytest.mark.parametrize("act", ["sigmoid", "hardsigmoid"])
+def test_cxx_gate_activations(act, layout, device):
+    """The C++ kernels take every activation code, the SE gates too (the public op only the conv ones)."""
+    x = make_x((2, 24, 9, 9), torch.float32, layout, device)
+    wt, b = param(24, 1, 3, 3, device=device), param(24, device=device)
+    out, sums = torch.ops.effkernels.dwconv_bn_act(x, wt, b, 1, 1, 1, 9, 9, ACTIVATIONS[act], False)
+    assert sums.numel() == 0
+    assert_close_to_ref(out, oracles.dwconv(x, wt, b, 1, (1, 1, 1, 1), act), torch.float32)
+
+
+@pytest.mark.parametrize("device", CXX)
+def test_cxx_fp32_params_with_bf16_input(device):
+    x = make_x((2, 40, 11, 11), torch.bfloat16, "channels_last", device)
+    wt, b = param(40, 1, 5, 5, scale=0.2, device=device), param(40, device=device)
+    out, _ = torch.ops.effkernels.dwconv_bn_act(x, wt, b, 2, 2, 2, 6, 6, ACTIVATIONS["silu"], False)
+    assert out.dtype == torch.bfloat16
+    assert_close_to_ref(out, oracles.dwconv(x, wt, b, 2, (2, 2, 2, 2), "silu"), torch.bfloat16)
+
+
+@pytest.mark.parametrize("device", CXX)
+def test_cxx_error_messages(device, request):
+    if (inputs := cxx_error_inputs(device, request)) is None:
+        return
+    ops, x = inputs
+    w, b = torch.randn(8, 1, 3, 3, device=device), torch.randn(8, device=device)
+    silu = ACTIVATIONS["silu"]
+    with pytest.raises(RuntimeError, match=r"x: expected a 4-d tensor"):
+        ops.dwconv_bn_act(x[0], w, b, 1, 1, 1, 9, 9, silu, False)
+    with pytest.raises(RuntimeError, match=r"weight: expected shape \[8, 1, k, k\]"):
+        ops.dwconv_bn_act(x, w[:4], b, 1, 1, 1, 9, 9, silu, False)
+    with pytest.raises(RuntimeError, match=r"weight: expected an odd kernel size"):
+        ops.dwconv_bn_act(x, torch.randn(8, 1, 4, 4, device=device), b, 1, 1, 1, 9, 9, silu, False)
+    with pytest.raises(RuntimeError, match=r"bias: expected shape \[8\]"):
+        ops.dwconv_bn_act(x, w, b[:3], 1, 1, 1, 9, 9, silu, False)
+    with pytest.raises(RuntimeError, match=r"stride: expected 1 or 2, got 3"):
+        ops.dwconv_bn_act(x, w, b, 3, 1, 1, 3, 3, silu, False)
+    with pytest.raises(RuntimeError, match=r"x: expected dtype float32, float16 or bfloat16, got Double"):
+        ops.dwconv_bn_act(x.double(), w, b, 1, 1, 1, 9, 9, silu, False)
+    with pytest.raises(RuntimeError, match=r"activation: expected an activation code"):
+        ops.dwconv_bn_act(x, w, b, 1, 1, 1, 9, 9, 9, False)
+    with pytest.raises(RuntimeError, match=r"out_h/out_w: expected a positive output size"):
+        ops.dwconv_bn_act(x, w, b, 1, 1, 1, 0, 9, silu, False)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA GPU")
+@pytest.mark.skipif(not _ext.built_with_cuda(), reason="effkernels._C was built without CUDA kernels")
+def test_cxx_error_device_mismatch(request):
+    if raised_in_child(request):
+        return
+    x = torch.randn(2, 8, 9, 9, device="cuda")
+    with pytest.raises(RuntimeError, match=r"weight: expected a tensor on cuda"):
+        torch.ops.effkernels.dwconv_bn_act(x, torch.randn(8, 1, 3, 3), torch.randn(8, device="cuda"), 1, 1, 1, 9, 9,
+                                           3, False)
+
+
+# ---------------------------------------------------------------- argument checks (public op)
 
 
 def _bad(**kw):
-    x, weight, bias = make_inputs(1, 8, 7, 7, 3, torch.float32, device="cpu")
+    x, weight, bias = dw_sample(DW(1, 8, 7, 7, 3, 1, 1, (1, 1, 1, 1)), "cpu", torch.float32, "channels_last").args
     args = dict(x=x, weight=weight, bias=bias)
     args.update(kw)
     return args
@@ -233,58 +201,6 @@ def test_bad_inputs_name_the_argument(kwargs, argname):
 
 
 def test_too_small_input_names_x():
-    x, weight, bias = make_inputs(1, 8, 2, 2, 5, torch.float32, device="cpu")
+    x, weight, bias = dw_sample(DW(1, 8, 2, 2, 5, 1, 0, (0, 0, 0, 0)), "cpu", torch.float32, "nchw").args
     with pytest.raises(ValueError, match="^x:"):
         dwconv_bn_act(x, weight, bias, padding=0)
-
-
-def test_opcheck_triton_op():
-    x, weight, bias = make_inputs(1, 8, 5, 5, 3, torch.float32)
-    for se_sums in (False, True):
-        torch.library.opcheck(torch.ops.effkernels_triton.dwconv_bn_act.default,
-                              (x, weight, bias, 1, 1, 1, 5, 5, 3, se_sums),
-                              test_utils=("test_schema", "test_faketensor"))
-
-
-def test_torch_compile_traces_the_triton_op():
-    x, weight, bias = make_inputs(2, 8, 9, 9, 3, torch.float32)
-
-    def f(x, weight, bias):
-        out, sums = dwconv_bn_act(x, weight, bias, 2, "same", "silu", True, backend="triton")
-        return out * 2, sums
-
-    got = torch.compile(f, backend="aot_eager", fullgraph=True)(x, weight, bias)
-    want = f(x, weight, bias)
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w)
-
-
-@pytest.mark.skipif(not HAS_CPU_KERNEL, reason="effkernels._C has no CPU kernel for dwconv_bn_act (not built yet)")
-def test_opcheck_cpu_op():
-    x, weight, bias = make_inputs(1, 8, 5, 5, 3, torch.float32, device="cpu")
-    for se_sums in (False, True):
-        torch.library.opcheck(torch.ops.effkernels.dwconv_bn_act.default,
-                              (x, weight, bias, 2, 1, 1, 3, 3, 3, se_sums),
-                              test_utils=("test_schema", "test_faketensor"))
-
-
-@pytest.mark.skipif(not HAS_CPU_KERNEL, reason="effkernels._C has no CPU kernel for dwconv_bn_act (not built yet)")
-@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_cpu_backend(dtype, layout):
-    for n, c, h, w, k, stride, padding in SHAPES[:4] + SHAPES[6:]:
-        x, weight, bias = make_inputs(n, c, h, w, k, dtype, layout, device="cpu")
-        check(x, weight, bias, stride, padding, "silu", True, backend="cpu")
-
-
-@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
-@pytest.mark.parametrize("backend", ["triton", "cuda"])
-@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_cuda_backends(backend, dtype, layout):
-    if not backends.backends_available()[backend][0]:
-        pytest.skip(backends.backends_available()[backend][1])
-    for n, c, h, w, k, stride, padding in SHAPES + [(4, 96, 56, 56, 3, 2, "same"), (2, 1152, 7, 7, 5, 1, None)]:
-        for activation in CONV_ACTIVATIONS:
-            x, weight, bias = make_inputs(n, c, h, w, k, dtype, layout, device="cuda")
-            check(x, weight, bias, stride, padding, activation, True, backend=backend)

@@ -1,5 +1,6 @@
-"""mbconv (a whole MBConv inference forward) vs torchvision's MBConv in float64, and how many
-kernels the Triton block launches."""
+"""mbconv (a whole MBConv inference forward) on every backend against the float64 oracle and against
+torchvision's MBConv, with SE activations that differ from the block's, and how many kernels the
+Triton block launches."""
 import copy
 
 import pytest
@@ -9,21 +10,65 @@ from torch._library.custom_ops import OPDEFS
 from torch.utils._python_dispatch import TorchDispatchMode
 from torchvision.models.efficientnet import MBConv, MBConvConfig
 
-from effkernels import reference
-from effkernels._common import is_channels_last
+from effkernels._common import ACTIVATIONS, is_channels_last
 from effkernels.fold import fold_bn
 from effkernels.ops.mbconv import mbconv
-from helpers import backends_for, assert_close_to_ref
+from helpers import assert_close_to_ref, backend_device, backend_params, cxx_error_inputs, matrix
+from op_cases import DTYPES, MB, MB_ACTS, MB_CASES, check_mbconv, make_x, mb_params, mb_sample, rotate
+import oracles
 
-pytestmark = pytest.mark.usefixtures("on_device")
+BACKENDS = backend_params()
+TRITON = [p for p in BACKENDS if p.values[0] == "triton"]
 
 
-BACKENDS = backends_for("mbconv_forward")
-HAS_TRITON = "triton" in BACKENDS
+def _one_combo(i, j, k, n_dtypes, n_layouts):
+    """A sampled backend (helpers.sampled) runs each block once (four launches a call in the interpreter): its
+    dtype rotating with the case, its layout every third case, so across the cases every dtype meets both layouts."""
+    return j == i % n_dtypes and k == (i // n_dtypes) % n_layouts
 
 
-def _torchvision_block(expand, k, stride, c_in, c_out):
+@pytest.mark.parametrize("i,dtype,layout,backend", matrix([str(tuple(c)) for c in MB_CASES], DTYPES,
+                                                          ["channels_last", "nchw"], share=_one_combo))
+def test_matches_oracle(i, dtype, layout, backend, poisoned):
+    """Every case, dtype and layout; the (block, SE, gate) activations rotate with the case and dtype."""
+    acts = rotate(MB_ACTS, i, DTYPES.index(dtype))
+    s = mb_sample(MB_CASES[i], backend_device(backend), dtype, layout, acts)
+    with torch.no_grad():
+        check_mbconv(mbconv(*s.args, **s.kwargs, backend=backend), s)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("acts", MB_ACTS, ids="/".join)
+def test_every_activation_triple(acts, backend, poisoned):
+    s = mb_sample(MB(6, 3, 1, 8, 8, 2, 7, 9, 1, (1, 1, 1, 1), True), backend_device(backend), torch.float32,
+                  "channels_last", acts)
+    s.args[0].mul_(3)  # (the oracle sees it) reach the saturation points of relu6 / hardswish / hardsigmoid
+    with torch.no_grad():
+        check_mbconv(mbconv(*s.args, **s.kwargs, backend=backend), s)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layout", ["cl_view", "nchw_view"])
+def test_non_contiguous_input(layout, backend, poisoned):
+    s = mb_sample(MB_CASES[3], backend_device(backend), torch.float32, layout, MB_ACTS[1])
+    with torch.no_grad():
+        check_mbconv(mbconv(*s.args, **s.kwargs, backend=backend), s)
+
+
+# ---------------------------------------------------------------- vs torchvision (BN folded by effkernels.fold)
+
+_ACT_MODULES = {"none": nn.Identity, "silu": nn.SiLU, "relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish,
+                "sigmoid": nn.Sigmoid, "hardsigmoid": nn.Hardsigmoid}
+
+
+def _torchvision_block(expand, k, stride, c_in, c_out, acts):
+    """torchvision's MBConv with random BN statistics and the (block, SE, gate) activations `acts`."""
     block = MBConv(MBConvConfig(expand, k, stride, c_in, c_out, 1), 0.0, nn.BatchNorm2d)
+    act, se_act, gate = acts
+    layers = list(block.block)
+    for layer in layers[:-2]:  # expand (when present) and depthwise: conv, BN, activation
+        layer[2] = _ACT_MODULES[act]()
+    layers[-2].activation, layers[-2].scale_activation = _ACT_MODULES[se_act](), _ACT_MODULES[gate]()
     with torch.no_grad():
         for m in block.modules():
             if isinstance(m, nn.BatchNorm2d):  # away from the init values, so folding matters
@@ -36,13 +81,13 @@ def _torchvision_block(expand, k, stride, c_in, c_out):
     return block.eval()
 
 
-def _params(block, dtype):
+def _params(block, dtype, device):
     """mbconv's arguments after x for a torchvision MBConv: BN folded, 1x1 weights as matrices."""
     layers = list(block.block)
 
     def conv_bn(layer):
         w, b = fold_bn(layer[0].weight, layer[1])
-        return w.to(dtype), b.to(dtype)
+        return w.detach().to(device, dtype), b.detach().to(device, dtype)
 
     expand_w = expand_b = None
     if len(layers) == 4:
@@ -52,8 +97,8 @@ def _params(block, dtype):
     dw_w, dw_b = conv_bn(dw)
     proj_w, proj_b = conv_bn(proj)
     k, stride = dw[0].kernel_size[0], dw[0].stride[0]
-    se_ws = [t.detach().to(dtype) for t in (se.fc1.weight[:, :, 0, 0], se.fc1.bias, se.fc2.weight[:, :, 0, 0],
-                                           se.fc2.bias)]
+    se_ws = [t.detach().to(device, dtype) for t in (se.fc1.weight[:, :, 0, 0], se.fc1.bias, se.fc2.weight[:, :, 0, 0],
+                                                     se.fc2.bias)]
     return (expand_w, expand_b, dw_w, dw_b, stride, (k - 1) // 2, *se_ws, proj_w[:, :, 0, 0], proj_b,
             block.use_res_connect)
 
@@ -70,70 +115,34 @@ BLOCKS = [
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("expand,k,stride,c_in,c_out,h", BLOCKS)
-@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
-def test_matches_torchvision(backend, expand, k, stride, c_in, c_out, h, channels_last):
-    block = _torchvision_block(expand, k, stride, c_in, c_out)
-    x = torch.randn(2, c_in, h, h + 2)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+@pytest.mark.parametrize("i", range(len(BLOCKS)), ids=[str(b) for b in BLOCKS])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+def test_matches_torchvision(i, layout, backend, poisoned):
+    acts = rotate(MB_ACTS, i)
+    block = _torchvision_block(*BLOCKS[i][:5], acts)
+    c_in, h = BLOCKS[i][3], BLOCKS[i][5]
+    x = make_x((2, c_in, h, h + 2), torch.float32, layout, "cpu")
+    device = backend_device(backend)
     with torch.no_grad():
         ref = copy.deepcopy(block).double()(x.double())
-        out = mbconv(x, *_params(block, torch.float32), backend=backend)
-    assert is_channels_last(out) == channels_last
+        out = mbconv(x.to(device), *_params(block, torch.float32, device), *acts, backend=backend)
+    assert is_channels_last(out) == (layout == "channels_last")
     assert_close_to_ref(out, ref, torch.float32)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("expand,k,stride,c_in,c_out,h", [BLOCKS[0], BLOCKS[2], BLOCKS[4]])
-def test_low_precision(backend, dtype, expand, k, stride, c_in, c_out, h):
-    block = _torchvision_block(expand, k, stride, c_in, c_out)
-    x = torch.randn(3, c_in, h, h).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        out = mbconv(x.to(dtype), *_params(block, dtype), backend=backend)
-        # The oracle sees the same rounded input and weights, computed in float64.
-        ref = reference.mbconv_ref(x.to(dtype).double(), *[p.double() if torch.is_tensor(p) else p
-                                                            for p in _params(block, dtype)])
-    assert out.dtype == dtype
-    assert_close_to_ref(out, ref, dtype)
-
-
+@pytest.mark.parametrize("backend", backend_params(("cpu",)))
 @pytest.mark.parametrize("dtype,n", [(torch.float32, 3), (torch.bfloat16, 5)], ids=["fp32-3x1", "bf16-3+2"])
-@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
-def test_cpu_batch_chunks(dtype, n, channels_last):
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+def test_cpu_batch_chunks(dtype, n, layout, backend, poisoned):
     """The CPU block runs the batch in chunks of about 4 MiB of expanded activations (mbconv.cpp):
     48 x 112 x 112 per sample is 2.4 MiB in fp32 (chunks of 1 sample), 1.2 MiB in bf16 (3 + 2)."""
-    if "cpu" not in BACKENDS:
-        pytest.skip("the cpu backend is not built")
-    block = _torchvision_block(6, 3, 1, 8, 8)  # residual, SE
-    x = torch.randn(n, 8, 112, 112)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    params = _params(block, dtype)
+    s = mb_sample(MB(6, 3, 1, 8, 8, n, 112, 112, 1, (1, 1, 1, 1), True), "cpu", dtype, layout, MB_ACTS[2])
     with torch.no_grad():
-        out = mbconv(x.to(dtype), *params, backend="cpu")
-        ref = reference.mbconv_ref(x.to(dtype).double(), *[p.double() if torch.is_tensor(p) else p for p in params])
-    assert out.dtype == dtype and is_channels_last(out) == channels_last
-    assert_close_to_ref(out, ref, dtype)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_without_se_and_same_padding(backend):
-    block = _torchvision_block(6, 5, 2, 8, 16)
-    p = list(_params(block, torch.float32))
-    p[5] = "same"           # TF SAME: asymmetric at stride 2 on an even size
-    p[6:10] = [None] * 4    # no SE
-    x = torch.randn(2, 8, 10, 10)
-    with torch.no_grad():
-        out = mbconv(x, *p, activation="relu6", backend=backend)
-    ref = reference.mbconv_ref(x.double(), *[t.double() if torch.is_tensor(t) else t for t in p], activation="relu6")
-    assert_close_to_ref(out, ref, torch.float32)
+        check_mbconv(mbconv(*s.args, **s.kwargs, backend=backend), s)
 
 
 def test_bad_inputs():
-    block = _torchvision_block(6, 3, 1, 8, 8)
-    p = list(_params(block, torch.float32))
+    p = list(mb_params(MB_CASES[3], torch.float32, "cpu"))
     x = torch.randn(2, 8, 9, 9)
 
     def call(i, value, match, **kw):
@@ -162,24 +171,44 @@ def test_bad_inputs():
         mbconv(x, *p, activation="gelu", backend="eager")
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
-def test_triton_squeeze_limit():
+@pytest.mark.parametrize("backend", TRITON)
+def test_triton_squeeze_limit(backend):
     from effkernels.triton.squeeze_excite import MAX_SQUEEZE
 
-    p = list(_params(_torchvision_block(6, 3, 1, 8, 8), torch.float32))
-    p[6], p[7], p[8] = torch.randn(MAX_SQUEEZE + 1, 48), torch.randn(MAX_SQUEEZE + 1), torch.randn(48, MAX_SQUEEZE + 1)
+    device = backend_device(backend)
+    p = list(mb_params(MB_CASES[3], torch.float32, device))
+    p[6], p[7], p[8] = (torch.randn(MAX_SQUEEZE + 1, 48, device=device), torch.randn(MAX_SQUEEZE + 1, device=device),
+                        torch.randn(48, MAX_SQUEEZE + 1, device=device))
     with pytest.raises(ValueError, match="se_w1: the Triton SE kernel holds at most"):
-        mbconv(torch.randn(1, 8, 5, 5), *p, backend="triton")
+        mbconv(torch.randn(1, 8, 5, 5, device=device), *p, backend="triton")
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "eager"])
+@pytest.mark.parametrize("backend", [p for p in BACKENDS if p.values[0] != "eager"])
 def test_refuses_autograd(backend):
-    block = _torchvision_block(6, 3, 1, 8, 8)
-    p = list(_params(block, torch.float32))
+    device = backend_device(backend)
+    p = list(mb_params(MB_CASES[3], torch.float32, device))
     p[9].requires_grad_()
     with pytest.raises(RuntimeError, match="backend='eager'"):
-        mbconv(torch.randn(1, 8, 5, 5), *p, backend=backend)
+        mbconv(torch.randn(1, 8, 5, 5, device=device), *p, backend=backend)
 
+
+@pytest.mark.parametrize("device", backend_params(("cpu", "cuda")))
+def test_cxx_error_messages(device, request):
+    if (inputs := cxx_error_inputs(device, request)) is None:
+        return
+    ops, x = inputs
+    w, b = torch.randn(8, 1, 3, 3, device=device), torch.randn(8, device=device)
+    silu, sigmoid = ACTIVATIONS["silu"], ACTIVATIONS["sigmoid"]
+    with pytest.raises(RuntimeError, match=r"expand_w/expand_b: expected both or neither"):
+        ops.mbconv_forward(x, torch.randn(16, 8, device=device), None, w, b, 1, 1, 1, 9, 9, None,
+                                            None, None, None, torch.randn(8, 8, device=device), b, False, silu, silu,
+                                            sigmoid)
+    with pytest.raises(RuntimeError, match=r"residual: needs an output shaped like x"):
+        ops.mbconv_forward(x, None, None, w, b, 2, 1, 1, 5, 5, None, None, None, None,
+                                            torch.randn(8, 8, device=device), b, True, silu, silu, sigmoid)
+
+
+# ---------------------------------------------------------------- what the Triton block launches
 
 # Ops that allocate or reinterpret memory without running a kernel.
 _NO_KERNEL = {"empty", "empty_strided", "new_empty", "new_empty_strided", "view", "_unsafe_view", "as_strided",
@@ -248,75 +277,28 @@ LAUNCH_CASES = [  # (expand, se): expected device launches (channels_last: libra
 ]
 
 
-def _launch_block(expand, se):
-    block = _torchvision_block(expand, 3, 1, 16, 16)
-    p = list(_params(block, torch.float32))
-    if not se:
-        p[6:10] = [None] * 4
-    x = torch.randn(2, 16, 7, 7).contiguous(memory_format=torch.channels_last)
-    return lambda: mbconv(x, *p, backend="triton")
+def _launch_block(expand, se, device):
+    case = MB(expand, 3, 1, 16, 16, 2, 7, 7, 1, (1, 1, 1, 1), se)
+    s = mb_sample(case, device, torch.float32, "channels_last")
+    return lambda: mbconv(*s.args, **s.kwargs, backend="triton")
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
+@pytest.mark.parametrize("backend", TRITON)
 @pytest.mark.parametrize("expand,se,expected", LAUNCH_CASES)
-def test_triton_launches(expand, se, expected):
+def test_triton_launches(expand, se, expected, backend):
     """At most 4 device launches per block (3 when expand ratio is 1): expand, dw (+ SE sums), excite,
     project; called eagerly, the launchers directly: no effkernels op enters the torch dispatcher (a
     custom-op hop costs more than the kernel on small layers)."""
-    fn = _launch_block(expand, se)
+    fn = _launch_block(expand, se, backend_device(backend))
     launched, _, dispatched = _kernels(fn)
     assert len(launched) == expected, launched
     assert dispatched == [], dispatched
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
+@pytest.mark.parametrize("backend", TRITON)
 @pytest.mark.parametrize("expand,se,expected", LAUNCH_CASES)
-def test_no_hidden_kernels(expand, se, expected):
+def test_no_hidden_kernels(expand, se, expected, backend):
     """Nothing but the Triton launches and library GEMMs runs a kernel: no zero-fills, copies or casts."""
-    fn = _launch_block(expand, se)
+    fn = _launch_block(expand, se, backend_device(backend))
     launched, hidden, _ = _kernels(fn)
     assert len(launched) == expected and hidden == [], (launched, hidden)
-
-
-@pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
-@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
-def test_partial_sums_poisoned(monkeypatch, channels_last):
-    """The dw kernel's [N, P_blocks, C] partial sums come uninitialised: NaN-fill them, so a slot the
-    dw kernel does not write, or a row se_excite reads that it should not, shows in the output. The
-    buffer has exactly the rows of the tile the launcher picked, on every call."""
-    import effkernels.triton.dwconv_bn_act as tri
-
-    alloc = tri._empty_partials
-    rows = []
-
-    def poisoned(n, r, c, device):
-        rows.append(r)
-        return alloc(n, r, c, device).fill_(float("nan"))
-
-    monkeypatch.setattr(tri, "_empty_partials", poisoned)
-    block = _torchvision_block(6, 3, 1, 16, 16)
-    x = torch.randn(2, 16, 11, 13)  # 143 pixels: several pixel blocks of most configs
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    params = _params(block, torch.float32)
-    with torch.no_grad():
-        ref = copy.deepcopy(block).double()(x.double())
-        first = mbconv(x, *params, backend="triton")
-        second = mbconv(x, *params, backend="triton")
-    table = tri.NHWC if channels_last else tri.STRIDED
-    picked = table.pick(("fp32", 2, params[2].shape[0], 11, 13, 3, 1), x.device)
-    assert rows == [tri.pixel_blocks(picked, 11, 13)] * 2
-    assert_close_to_ref(first, ref, torch.float32)
-    assert_close_to_ref(second, ref, torch.float32)
-
-
-@pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
-def test_opcheck_dw_se_op():
-    """The custom op torch.compile traces for the dw + SE excite steps: schema and fake kernel."""
-    block = _torchvision_block(6, 3, 2, 8, 16)
-    p = _params(block, torch.float32)
-    h = torch.randn(2, 48, 9, 9).contiguous(memory_format=torch.channels_last)
-    for pre_b, proj in ((None, (None, None, None)), (torch.randn(48), (p[10], p[11], None))):
-        torch.library.opcheck(torch.ops.effkernels_triton.mbconv_dw_se.default,
-                              (h, p[2], p[3], 2, 1, 1, 5, 5, 3, pre_b, 3, *p[6:10], 3, 5, *proj),
-                              test_utils=("test_schema", "test_faketensor"))

@@ -1,86 +1,82 @@
-"""pointwise_conv (1x1 conv GEMM with SE-scale prologue, bias/activation/residual epilogue) vs the
-float64 reference, on every backend this machine has."""
+"""pointwise_conv (1x1 conv GEMM with SE-scale prologue, bias/activation/residual epilogue) on every
+backend against the float64 oracle, the C++ op's extras, and the argument checks."""
 import pytest
 import torch
 
-from effkernels import reference
-from effkernels._common import CONV_ACTIVATIONS, is_channels_last
+from effkernels._common import ACTIVATIONS
 from effkernels.ops.pointwise_conv import pointwise_conv
-from helpers import backends_for, assert_close_to_ref
+from helpers import assert_close_to_ref, backend_device, backend_params, cxx_error_inputs, matrix
+from op_cases import (CONV_ACTS, DTYPES, LAYOUTS, PW, PW_CASES, PW_EXTRAS, check_pointwise_conv, make_x, param,
+                      pw_sample, rotate)
+import oracles
 
-DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+pytestmark = pytest.mark.usefixtures("poisoned")
 
-
-pytestmark = pytest.mark.usefixtures("on_device")
-
-
-BACKENDS = backends_for("pointwise_conv")
-
-
-def _layout(t, channels_last):
-    return t.contiguous(memory_format=torch.channels_last) if channels_last else t.contiguous()
+BACKENDS = backend_params()
 
 
-def _ref(x, w, b, act="none", scale=None, res=None):
-    d = lambda t: None if t is None else t.double()  # noqa: E731
-    return reference.pointwise_conv_ref(d(x), d(w), d(b), act, d(scale), d(res))
-
-
-def _inputs(n, c_in, c_out, h, w, dtype, channels_last):
-    x = _layout(torch.randn(n, c_in, h, w), channels_last).to(dtype)
-    weight = (torch.randn(c_out, c_in) / c_in ** 0.5).to(dtype)
-    bias = torch.randn(c_out).to(dtype)
-    return x, weight, bias
+@pytest.mark.parametrize("i,dtype,layout,backend", matrix([str(tuple(c)) for c in PW_CASES], DTYPES, LAYOUTS))
+def test_matches_oracle(i, dtype, layout, backend):
+    """Every case, dtype and layout; the activation and the (scale, residual) pair rotate with them."""
+    j, k = DTYPES.index(dtype), LAYOUTS.index(layout)
+    s = pw_sample(PW_CASES[i], backend_device(backend), dtype, layout, rotate(CONV_ACTS, i, j, k),
+                  *rotate(PW_EXTRAS, i, j, k))
+    check_pointwise_conv(pointwise_conv(*s.args, backend=backend), s)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("with_scale,with_res", PW_EXTRAS, ids=["plain", "scale", "residual", "scale+residual"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
-@pytest.mark.parametrize("n", [1, 3])
-@pytest.mark.parametrize("with_scale,with_res", [(False, False), (True, False), (False, True), (True, True)])
-def test_matches_reference(backend, dtype, channels_last, n, with_scale, with_res, poisoned_empty):
-    # C_in 37 spans two K blocks, C_out 70 two N blocks; 7x7 maps make M tiles straddle images.
-    x, w, b = _inputs(n, 37, 70, 7, 7, dtype, channels_last)
-    scale = torch.rand(n, 37) * 2 if with_scale else None
-    res = _layout(torch.randn(n, 70, 7, 7), not channels_last).to(dtype) if with_res else None
-    out = pointwise_conv(x, w, b, "silu", scale, res, backend=backend)
-    assert out.dtype == dtype and is_channels_last(out) == channels_last
-    assert_close_to_ref(out, _ref(x, w, b, "silu", scale, res), dtype)
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+def test_scale_and_residual(with_scale, with_res, dtype, layout, backend):
+    s = pw_sample(PW_CASES[1], backend_device(backend), dtype, layout, "silu", with_scale, with_res)
+    check_pointwise_conv(pointwise_conv(*s.args, backend=backend), s)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("activation", CONV_ACTIVATIONS)
-def test_activations(backend, activation):
-    x, w, b = _inputs(2, 24, 16, 5, 3, torch.float32, True)
-    out = pointwise_conv(x, w, b, activation, backend=backend)
-    assert_close_to_ref(out, _ref(x, w, b, activation), torch.float32)
+@pytest.mark.parametrize("activation", CONV_ACTS)
+def test_every_activation(backend, activation):
+    s = pw_sample(PW(2, 24, 16, 5, 3), backend_device(backend), torch.float32, "channels_last", activation)
+    s.args[0].mul_(4)  # the oracle sees the same tensor: reach both saturation points of relu6 / hardswish
+    check_pointwise_conv(pointwise_conv(*s.args, backend=backend), s)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_non_contiguous_views(backend):
-    # Every operand is a strided view: the kernel must use the strides it is given.
-    x = torch.randn(2, 9, 11, 40).permute(0, 3, 1, 2)[:, ::2]  # [2, 20, 9, 11], C stride 2
-    w = torch.randn(40, 16).t()[:, ::2]                         # [16, 20], non-unit inner stride
-    b = torch.randn(32)[::2]
-    scale = torch.rand(20, 2).t()
-    res = torch.randn(2, 16, 18, 11)[:, :, ::2]
+    """Every operand a strided view: the kernel must use the strides it is given."""
+    device = backend_device(backend)
+    x = torch.randn(2, 9, 11, 40).permute(0, 3, 1, 2)[:, ::2].to(device)  # [2, 20, 9, 11], C stride 2
+    w = torch.randn(40, 16).t()[:, ::2].to(device)                         # [16, 20], non-unit inner stride
+    b = torch.randn(32)[::2].to(device)
+    scale = torch.rand(20, 2).t().to(device)
+    res = torch.randn(2, 16, 18, 11)[:, :, ::2].to(device)
     out = pointwise_conv(x, w, b, "relu", scale, res, backend=backend)
-    assert_close_to_ref(out, _ref(x, w, b, "relu", scale, res), torch.float32)
+    assert_close_to_ref(out, oracles.pointwise_conv(x, w, b, "relu", scale, res), torch.float32)
     # NCHW x (per-image tiles) with a residual whose rows do not flatten: the flattened mapping.
     x = x.contiguous()
     out = pointwise_conv(x, w, b, "relu", scale, res, backend=backend)
-    assert_close_to_ref(out, _ref(x, w, b, "relu", scale, res), torch.float32)
+    assert_close_to_ref(out, oracles.pointwise_conv(x, w, b, "relu", scale, res), torch.float32)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_empty_batch(backend):
-    x, w, b = _inputs(0, 8, 4, 3, 3, torch.float32, True)
-    out = pointwise_conv(x, w, b, "silu", backend=backend)
-    assert out.shape == (0, 4, 3, 3)
+@pytest.mark.parametrize("backend", [p for p in BACKENDS if p.values[0] != "eager"])
+def test_refuses_autograd(backend):
+    x, w, b = pw_sample(PW(1, 8, 4, 3, 3), backend_device(backend), torch.float32, "channels_last").args[:3]
+    w.requires_grad_()
+    with pytest.raises(RuntimeError, match="backend='eager'"):
+        pointwise_conv(x, w, b, backend=backend)
+    with torch.no_grad():
+        assert_close_to_ref(pointwise_conv(x, w, b, backend=backend), oracles.pointwise_conv(x, w, b), torch.float32)
+
+
+def test_eager_backend_trains():
+    x, w, b = pw_sample(PW(1, 8, 4, 3, 3), "cpu", torch.float32, "channels_last").args[:3]
+    w.requires_grad_()
+    pointwise_conv(x, w, b, "silu", backend="eager").sum().backward()
+    assert w.grad is not None and w.grad.abs().sum() > 0
 
 
 def test_bad_inputs():
-    x, w, b = _inputs(2, 8, 4, 3, 3, torch.float32, True)
+    x, w, b = pw_sample(PW(2, 8, 4, 3, 3), "cpu", torch.float32, "channels_last").args[:3]
     with pytest.raises(ValueError, match="x: expected a 4-d"):
         pointwise_conv(x[0], w, b, backend="eager")
     with pytest.raises(ValueError, match="x: expected dtype"):
@@ -103,26 +99,45 @@ def test_bad_inputs():
         pointwise_conv(x, w, b, backend="tpu")
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "eager"])
-def test_refuses_autograd(backend):
-    x, w, b = _inputs(1, 8, 4, 3, 3, torch.float32, True)
-    w.requires_grad_()
-    with pytest.raises(RuntimeError, match="backend='eager'"):
-        pointwise_conv(x, w, b, backend=backend)
-    with torch.no_grad():
-        assert_close_to_ref(pointwise_conv(x, w, b, backend=backend), _ref(x, w, b), torch.float32)
+# ---------------------------------------------------------------- the C++ op's extras
+
+CXX = backend_params(("cpu", "cuda"))
 
 
-def test_eager_backend_trains():
-    x, w, b = _inputs(1, 8, 4, 3, 3, torch.float32, True)
-    w.requires_grad_()
-    pointwise_conv(x, w, b, "silu", backend="eager").sum().backward()
-    assert w.grad is not None and w.grad.abs().sum() > 0
+@pytest.mark.parametrize("device", CXX)
+@pytest.mark.parametrize("amp_dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_cxx_inside_autocast(device, amp_dtype):
+    """Inside torch.autocast the kernel keeps x's dtype (its internal GEMM is not recast)."""
+    x = make_x((2, 16, 5, 5), torch.float32, "channels_last", device)
+    pw, pb = param(8, 16, device=device), param(8, device=device)
+    with torch.autocast(device, dtype=amp_dtype):
+        out = torch.ops.effkernels.pointwise_conv(x, pw, pb, ACTIVATIONS["relu"], None, None)
+    assert out.dtype == torch.float32
+    assert_close_to_ref(out, oracles.pointwise_conv(x, pw, pb, "relu"), torch.float32)
 
 
-def test_triton_op_registration():
-    """Schema, fake kernel and torch.compile tracing of the Triton custom op (opcheck)."""
-    if "triton" not in BACKENDS:
-        pytest.skip("triton cannot run here")
-    x, w, b = _inputs(2, 8, 4, 3, 3, torch.float32, True)
-    torch.library.opcheck(torch.ops.effkernels_triton.pointwise_conv, (x, w, b, 3, torch.rand(2, 8), None))
+@pytest.mark.parametrize("backend", backend_params(("cpu",)))
+def test_cpu_in_inference_mode_multithreaded(backend):
+    """ATen calls made from the CPU kernels' worker threads must see the caller's inference mode."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.inference_mode():
+            x = make_x((2, 16, 33, 33), torch.float32, "channels_last", "cpu")
+            w, b = param(96, 16), param(96)
+            out = pointwise_conv(x, w, b, "silu", backend=backend)
+        assert_close_to_ref(out, oracles.pointwise_conv(x, w, b, "silu"), torch.float32)
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("device", CXX)
+def test_cxx_error_messages(device, request):
+    if (inputs := cxx_error_inputs(device, request)) is None:
+        return
+    ops, x = inputs
+    w, b = torch.randn(4, 8, device=device), torch.randn(4, device=device)
+    with pytest.raises(RuntimeError, match=r"weight: expected shape \[C_out, 8\]"):
+        ops.pointwise_conv(x, w[:, :5], b, 0, None, None)
+    with pytest.raises(RuntimeError, match=r"residual: expected shape \[2, 4, 9, 9\]"):
+        ops.pointwise_conv(x, w, b, 0, None, x)

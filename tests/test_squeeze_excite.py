@@ -1,125 +1,113 @@
-"""Squeeze-excitation ops (channel_sums, se_excite, se_scale, squeeze_excite) vs the float64
-reference and vs torchvision's SqueezeExcitation, on every backend this machine has."""
+"""Squeeze-excitation ops (channel_sums, se_excite, se_scale, squeeze_excite) on every backend against
+the float64 oracle and torchvision's SqueezeExcitation, the C++ ops' extras, and the argument checks."""
 import pytest
 import torch
 from torchvision.ops import SqueezeExcitation
 
-from effkernels import reference
-from effkernels._common import is_channels_last
+from effkernels._common import ACTIVATIONS
 from effkernels.ops.squeeze_excite import channel_sums, se_excite, se_scale, squeeze_excite
-from helpers import backends_for, assert_close_to_ref
+from helpers import assert_close_to_ref, backend_device, backend_params, cxx_error_inputs, matrix
+from op_cases import (DTYPES, EXCITE_CASES, LAYOUTS, SE_PAIRS, SE_SHAPES, check_channel_sums, check_same_shape,
+                      check_se_excite, channel_sums_sample, rotate, se_excite_sample, se_scale_sample, se_weights, se_x,
+                      squeeze_excite_sample)
+import oracles
 
-DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+pytestmark = pytest.mark.usefixtures("poisoned")
 
-
-pytestmark = pytest.mark.usefixtures("on_device")
-
-
-def _x(n, c, h, w, dtype, channels_last):
-    x = torch.randn(n, c, h, w) + 0.3  # non-zero mean, so the sums are not just noise
-    return (x.contiguous(memory_format=torch.channels_last) if channels_last else x).to(dtype)
-
-
-def _se_weights(c, s, dtype=torch.float32):
-    return ((torch.randn(s, c) / c ** 0.5).to(dtype), (torch.randn(s) * 0.5).to(dtype),
-            (torch.randn(c, s) / s ** 0.5).to(dtype), (torch.randn(c) * 0.5).to(dtype))
+BACKENDS = backend_params()
+SHAPE_IDS = [str(s) for s in SE_SHAPES]
 
 
-def _d(ts):
-    return [t.double() for t in ts]
+@pytest.mark.parametrize("i,dtype,layout,backend", matrix(SHAPE_IDS, DTYPES, LAYOUTS))
+def test_channel_sums(i, dtype, layout, backend):
+    s = channel_sums_sample(SE_SHAPES[i], backend_device(backend), dtype, layout)
+    check_channel_sums(channel_sums(*s.args, backend=backend), s)
 
 
-@pytest.mark.parametrize("backend", backends_for("channel_sums"))
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
-@pytest.mark.parametrize("shape", [(1, 37, 7, 7), (3, 70, 9, 13)])
-def test_channel_sums(backend, dtype, channels_last, shape, poisoned_empty):
-    x = _x(*shape, dtype, channels_last)
-    out = channel_sums(x, backend=backend)
-    assert out.dtype == torch.float32 and out.shape == shape[:2]
-    # Sums of up to 117 values: compare as fp32 results (the input rounding is shared by both sides).
-    assert_close_to_ref(out, reference.channel_sums_ref(x.double()), torch.float32)
+@pytest.mark.parametrize("i,w_dtype,act_gate,backend", matrix([str(tuple(c)) for c in EXCITE_CASES], DTYPES, SE_PAIRS))
+def test_se_excite(i, w_dtype, act_gate, backend):
+    s = se_excite_sample(EXCITE_CASES[i], backend_device(backend), w_dtype, *act_gate)
+    check_se_excite(se_excite(*s.args, **s.kwargs, backend=backend), s)
 
 
-@pytest.mark.parametrize("backend", backends_for("se_excite"))
-@pytest.mark.parametrize("w_dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("n,c,s", [(1, 37, 9), (3, 37, 1), (2, 1155, 300)])
-@pytest.mark.parametrize("activation,gate", [("silu", "sigmoid"), ("relu", "hardsigmoid")])
-def test_se_excite(backend, w_dtype, n, c, s, activation, gate, poisoned_empty):
-    # C 1155 and S 300 need several channel blocks in both layers and a wide hidden vector.
-    sums = torch.randn(n, c) * 49
-    ws = _se_weights(c, s, w_dtype)
-    out = se_excite(sums, 1 / 49, *ws, activation, gate, backend=backend)
-    ref = reference.se_excite_ref(sums.double(), 1 / 49, *_d(ws), activation, gate)
-    assert out.dtype == torch.float32
-    # Weights are used as given (already rounded), the math is fp32 whatever their dtype.
-    assert_close_to_ref(out, ref, torch.float32)
+@pytest.mark.parametrize("i,dtype,layout,backend", matrix(SHAPE_IDS, DTYPES, LAYOUTS))
+def test_se_scale(i, dtype, layout, backend):
+    s = se_scale_sample(SE_SHAPES[i], backend_device(backend), dtype, layout)
+    check_same_shape(se_scale(*s.args, backend=backend), s)
 
 
-@pytest.mark.parametrize("backend", backends_for("se_scale"))
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
-@pytest.mark.parametrize("n", [1, 3])
-def test_se_scale(backend, dtype, channels_last, n, poisoned_empty):
-    x = _x(n, 37, 7, 7, dtype, channels_last)
-    scale = torch.rand(n, 37) * 2
-    out = se_scale(x, scale, backend=backend)
-    assert out.dtype == dtype and is_channels_last(out) == channels_last
-    assert_close_to_ref(out, reference.se_scale_ref(x.double(), scale.double()), dtype)
+@pytest.mark.parametrize("i,dtype,layout,backend", matrix(SHAPE_IDS, DTYPES, LAYOUTS))
+def test_squeeze_excite(i, dtype, layout, backend):
+    """The activation / gate pair rotates with the shape and dtype."""
+    s = squeeze_excite_sample(SE_SHAPES[i], backend_device(backend), dtype, layout,
+                              *rotate(SE_PAIRS, i, DTYPES.index(dtype)))
+    check_same_shape(squeeze_excite(*s.args, **s.kwargs, backend=backend), s)
 
 
-@pytest.mark.parametrize("backend", backends_for("se_scale"))
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
-@pytest.mark.parametrize("n", [1, 3])
-def test_squeeze_excite(backend, dtype, channels_last, n, poisoned_empty):
-    x = _x(n, 37, 7, 7, dtype, channels_last)
-    ws = _se_weights(37, 9, dtype)
-    out = squeeze_excite(x, *ws, "silu", "sigmoid", backend=backend)
-    assert out.dtype == dtype and is_channels_last(out) == channels_last
-    assert_close_to_ref(out, reference.squeeze_excite_ref(x.double(), *_d(ws)), dtype)
-
-
-@pytest.mark.parametrize("backend", backends_for("se_scale"))
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_matches_torchvision(backend):
+    device = backend_device(backend)
     se = SqueezeExcitation(37, 9).eval()
     for p in se.parameters():
         p.data.normal_(0, 0.3)
-    x = _x(2, 37, 5, 7, torch.float32, True)
-    ws = (se.fc1.weight[:, :, 0, 0], se.fc1.bias, se.fc2.weight[:, :, 0, 0], se.fc2.bias)
+    x = se_x((2, 37, 5, 7), torch.float32, "channels_last", "cpu")
+    ws = [t.to(device) for t in (se.fc1.weight[:, :, 0, 0], se.fc1.bias, se.fc2.weight[:, :, 0, 0], se.fc2.bias)]
     with torch.no_grad():
-        out = squeeze_excite(x, *ws, "relu", "sigmoid", backend=backend)  # torchvision's defaults
+        out = squeeze_excite(x.to(device), *ws, "relu", "sigmoid", backend=backend)  # torchvision's defaults
         ref = se.double()(x.double())
     assert_close_to_ref(out, ref, torch.float32)
 
 
-@pytest.mark.parametrize("backend", backends_for("se_scale"))
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_non_contiguous_views(backend):
-    x = torch.randn(2, 9, 11, 40).permute(0, 3, 1, 2)[:, ::2]  # C stride 2
-    w1, b1, w2, b2 = _se_weights(40, 6)
+    """Strided views of every operand, the weights and the sums too."""
+    device = backend_device(backend)
+    x = torch.randn(2, 9, 11, 40).permute(0, 3, 1, 2)[:, ::2].to(device)  # C stride 2
+    w1, b1, w2, b2 = se_weights(40, 6, device=device)
     ws = (w1[:, ::2], b1, w2[::2], b2[::2])
     assert_close_to_ref(squeeze_excite(x, *ws, backend=backend),
-                        reference.squeeze_excite_ref(x.double(), *_d(ws)), torch.float32)
-    sums = torch.randn(20, 2).t()
+                        oracles.squeeze_excite(x, *ws, "silu", "sigmoid"), torch.float32)
+    sums = torch.randn(20, 2).t().to(device)
     assert_close_to_ref(se_excite(sums, 0.1, *ws, backend=backend),
-                        reference.se_excite_ref(sums.double(), 0.1, *_d(ws)), torch.float32)
-    scale = torch.rand(20, 2).t()
-    assert_close_to_ref(se_scale(x, scale, backend=backend),
-                        reference.se_scale_ref(x.double(), scale.double()), torch.float32)
+                        oracles.se_excite(sums, 0.1, *ws, "silu", "sigmoid"), torch.float32)
+    scale = torch.rand(20, 2).t().to(device)
+    assert_close_to_ref(se_scale(x, scale, backend=backend), oracles.se_scale(x, scale), torch.float32)
 
 
-@pytest.mark.parametrize("backend", backends_for("se_scale"))
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_empty_batch(backend):
-    x = _x(0, 8, 3, 3, torch.float32, True)
-    ws = _se_weights(8, 2)
+    device = backend_device(backend)
+    x = se_x((0, 8, 3, 3), torch.float32, "channels_last", device)
+    ws = se_weights(8, 2, device=device)
     assert channel_sums(x, backend=backend).shape == (0, 8)
-    assert se_excite(torch.zeros(0, 8), 1 / 9, *ws, backend=backend).shape == (0, 8)
+    assert se_excite(torch.zeros(0, 8, device=device), 1 / 9, *ws, backend=backend).shape == (0, 8)
     assert squeeze_excite(x, *ws, backend=backend).shape == x.shape
 
 
+@pytest.mark.parametrize("backend", [p for p in BACKENDS if p.values[0] == "triton"])
+def test_triton_squeeze_limit(backend):
+    from effkernels.triton.squeeze_excite import MAX_SQUEEZE
+
+    ws = se_weights(8, MAX_SQUEEZE + 1, device=backend_device(backend))
+    with pytest.raises(ValueError, match="w1: the Triton SE kernel holds at most"):
+        se_excite(torch.rand(1, 8, device=backend_device(backend)), 1.0, *ws, backend="triton")
+
+
+@pytest.mark.parametrize("backend", [p for p in BACKENDS if p.values[0] != "eager"])
+def test_refuses_autograd(backend):
+    device = backend_device(backend)
+    x = se_x((1, 8, 3, 3), torch.float32, "channels_last", device)
+    w1, b1, w2, b2 = se_weights(8, 2, device=device)
+    w1.requires_grad_()
+    with pytest.raises(RuntimeError, match="backend='eager'"):
+        squeeze_excite(x, w1, b1, w2, b2, backend=backend)
+    with pytest.raises(RuntimeError, match="backend='eager'"):
+        se_scale(x, torch.rand(1, 8, device=device, requires_grad=True), backend=backend)
+
+
 def test_bad_inputs():
-    x = _x(2, 8, 3, 3, torch.float32, True)
-    w1, b1, w2, b2 = _se_weights(8, 2)
+    x = se_x((2, 8, 3, 3), torch.float32, "channels_last", "cpu")
+    w1, b1, w2, b2 = se_weights(8, 2)
     sums = torch.rand(2, 8)
     with pytest.raises(ValueError, match="x: expected a 4-d"):
         channel_sums(x[0], backend="eager")
@@ -145,50 +133,32 @@ def test_bad_inputs():
         se_scale(x, sums.double(), backend="eager")
 
 
-@pytest.mark.skipif("triton" not in backends_for("se_excite"), reason="triton cannot run here")
-def test_triton_squeeze_limit():
-    from effkernels.triton.squeeze_excite import MAX_SQUEEZE
+# ---------------------------------------------------------------- the C++ ops' extras
 
-    ws = _se_weights(8, MAX_SQUEEZE + 1)
-    with pytest.raises(ValueError, match="w1: the Triton SE kernel holds at most"):
-        se_excite(torch.rand(1, 8), 1.0, *ws, backend="triton")
+CXX = backend_params(("cpu", "cuda"))
 
 
-@pytest.mark.parametrize("backend", [b for b in backends_for("se_scale") if b != "eager"])
-def test_refuses_autograd(backend):
-    x = _x(1, 8, 3, 3, torch.float32, True)
-    w1, b1, w2, b2 = _se_weights(8, 2)
-    w1.requires_grad_()
-    with pytest.raises(RuntimeError, match="backend='eager'"):
-        squeeze_excite(x, w1, b1, w2, b2, backend=backend)
-    with pytest.raises(RuntimeError, match="backend='eager'"):
-        se_scale(x, torch.rand(1, 8, requires_grad=True), backend=backend)
+@pytest.mark.parametrize("device", CXX)
+@pytest.mark.parametrize("amp_dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_cxx_se_excite_inside_autocast(device, amp_dtype):
+    """Inside torch.autocast the kernel keeps its own dtypes (its internal GEMMs are not recast)."""
+    sums, w1, b1, w2, b2 = (torch.randn(*s, device=device) for s in ((2, 16), (4, 16), (4,), (16, 4), (16,)))
+    with torch.autocast(device, dtype=amp_dtype):
+        scale = torch.ops.effkernels.se_excite(sums, 0.1, w1, b1, w2, b2, ACTIVATIONS["silu"], ACTIVATIONS["sigmoid"])
+    assert scale.dtype == torch.float32
+    assert_close_to_ref(scale, oracles.se_excite(sums, 0.1, w1, b1, w2, b2, "silu", "sigmoid"), torch.float32)
 
 
-@pytest.mark.skipif("triton" not in backends_for("se_excite"), reason="triton cannot run here")
-def test_triton_op_registration():
-    """Schemas, fake kernels and torch.compile tracing of the Triton custom ops (opcheck)."""
-    x = _x(2, 8, 3, 3, torch.float32, True)
-    ws = _se_weights(8, 2)
-    ops = torch.ops.effkernels_triton
-    torch.library.opcheck(ops.channel_sums, (x,))
-    torch.library.opcheck(ops.se_excite, (torch.rand(2, 8), 1 / 9, *ws, 3, 5))
-    torch.library.opcheck(ops.se_scale, (x, torch.rand(2, 8)))
-
-
-@pytest.mark.skipif("triton" not in backends_for("se_excite"), reason="triton cannot run here")
-@pytest.mark.parametrize("n,p,c,s", [(2, 3, 37, 9), (1, 45, 70, 300), (3, 2, 1155, 16)])
-def test_triton_se_excite_reduces_partial_sums(n, p, c, s):
-    """The launcher also takes [N, P, C] partial sums (the dw kernel's, one row per pixel block) and
-    adds the P rows up itself: here a view of the first P rows of a larger buffer whose other rows
-    are NaN, so reading past row P shows."""
-    from effkernels.triton.squeeze_excite import se_excite as launch
-
-    buf = torch.full((n, p + 5, c), float("nan"))
-    buf[:, :p] = torch.randn(n, p, c) * 10
-    partials = buf[:, :p]
-    ws = _se_weights(c, s)
-    out = launch(partials, 1 / 49, *ws, 3, 5)
-    ref = reference.se_excite_ref(partials.double().sum(1), 1 / 49, *_d(ws), "silu", "sigmoid")
-    assert out.shape == (n, c) and out.dtype == torch.float32
-    assert_close_to_ref(out, ref, torch.float32)
+@pytest.mark.parametrize("device", CXX)
+def test_cxx_error_messages(device, request):
+    if (inputs := cxx_error_inputs(device, request)) is None:
+        return
+    ops, x = inputs
+    with pytest.raises(RuntimeError, match=r"scale: expected shape \[2, 8\]"):
+        ops.se_scale(x, torch.rand(2, 7, device=device))
+    with pytest.raises(RuntimeError, match=r"scale: expected dtype float32"):
+        ops.se_scale(x, torch.rand(2, 8, device=device, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match=r"w2: expected shape \[8, 3\]"):
+        ops.se_excite(torch.randn(2, 8, device=device), 1.0, torch.randn(3, 8, device=device),
+                      torch.randn(3, device=device), torch.randn(8, 4, device=device), torch.randn(8, device=device),
+                      ACTIVATIONS["silu"], ACTIVATIONS["sigmoid"])

@@ -1,6 +1,6 @@
 """Tile choice of the Triton kernels: the per-device config tables (effkernels.configs), the per-kernel pick
 (triton/_common.KernelConfigs), every pointwise config run once in the interpreter (the depthwise ones:
-test_dwconv_bn_act.py), and the shared activation at its extremes."""
+test_triton_launchers.py), and the shared activation at its extremes."""
 import json
 import warnings
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from effkernels import backends, configs
-from effkernels.reference import pointwise_conv_ref
 from helpers import DEVICE, assert_close_to_ref
+import oracles
 
 pytestmark = pytest.mark.skipif(not backends.backends_available()["triton"][0], reason="triton is not importable")
 
@@ -123,6 +123,7 @@ def test_shipped_tables_parse():
             assert all(p in kernels[name].params() for cfg in t["entries"].values() for p in cfg), path.name
 
 
+@pytest.mark.triton
 @pytest.mark.skipif(not backends.triton_interpreted() and DEVICE.type != "cuda", reason="triton cannot run here")
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])
 def test_every_pointwise_config_runs(layout):
@@ -137,12 +138,13 @@ def test_every_pointwise_config_runs(layout):
     w = (torch.randn(72, 40, device=DEVICE) / 6).half()
     b = torch.randn(72, device=DEVICE).half()
     scale = torch.rand(2, 40, device=DEVICE)
-    ref = pointwise_conv_ref(x.double(), w.double(), b.double(), "silu", scale.double(), res.double())
+    ref = oracles.pointwise_conv(x, w, b, "silu", scale, res)
     for cfg in tri.GPU_CONFIGS:
         out = tri.pointwise_conv(x, w, b, 3, scale, res, config=cfg)
         assert_close_to_ref(out, ref, torch.float16, what=f"out with {cfg}")
 
 
+@pytest.mark.triton
 @pytest.mark.skipif(not backends.triton_interpreted() and DEVICE.type != "cuda", reason="triton cannot run here")
 @pytest.mark.parametrize("act", ["silu", "sigmoid"])
 def test_fast_activation_extremes(act):
