@@ -16,6 +16,15 @@ def _seed():
 
 
 @pytest.fixture
+def on_device(poisoned):
+    """poisoned, and tensors created on helpers.DEVICE unless a test says otherwise."""
+    from helpers import DEVICE
+
+    with torch.device(DEVICE):
+        yield
+
+
+@pytest.fixture
 def poisoned():
     """Uninitialised allocations come NaN-filled in their own dtype (helpers.poisoned_memory), and
     cuDNN/cuBLAS do not use TF32 (which would make the eager backend's fp32 convs miss the fp32 tolerance)."""

@@ -371,6 +371,8 @@ def lowered_samples(device):
     out["se_scale"] = [(x, (torch.rand(x.shape[:2]) + 0.5).to(device)) for x in xs]
     out["se_excite"] = [se_excite_sample(case, device, torch.float32).args + (act[a], act[g])
                         for case, (a, g) in ((EXCITE_CASES[0], SE_PAIRS[0]), (EXCITE_CASES[2], SE_PAIRS[1]))]
+    out["squeeze_excite"] = [(x, *se_weights(x.shape[1], s, torch.float32, device), act[a], act[g])
+                             for x, s, (a, g) in zip(xs, (5, 3), SE_PAIRS)]
     pws = (pw_sample(PW_CASES[0], device, torch.float32, "channels_last", "silu", True, True),
            pw_sample(PW_CASES[2], device, torch.float32, "nchw", "none"))
     out["pointwise_conv"] = [s.args[:3] + (act[s.args[3]],) + s.args[4:] for s in pws]
@@ -382,8 +384,8 @@ def lowered_samples(device):
         mbs.append((x, ew, eb, dw_w, dw_b, *geom, w1, b1, w2, b2, pw_, pb, residual, act[a], act[sa], act[g]))
         h = make_x((case.n, dw_w.shape[0], case.h, case.w), torch.float32, layout, device)
         # the second sample: h is a library expand's pre-activation, W' = W_proj * s[n] and y initialised
-        pre, proj = ((None, act[a], None, None, None) if layout == "nchw" else
-                     (torch.randn(dw_w.shape[0], device=device), act[a], pw_, pb, None))
+        pre = ((None, act[a], None, None, None) if layout == "nchw" else
+               (torch.randn(dw_w.shape[0], device=device), act[a], pw_, pb, None))
         dw_ses.append((h, dw_w, dw_b, *geom, act[a], *pre[:2], w1, b1, w2, b2, act[sa], act[g], *pre[2:]))
         if ew is not None:
             expands.append((x, ew, eb, dw_w, dw_b, *geom, act[a], w1, b1, w2, b2, act[sa], act[g]))

@@ -116,7 +116,7 @@ def _case(i, cls):
 @pytest.mark.parametrize("i,cls", list(enumerate(TESTED_CLASSES)),
                          ids=[f"k{c[0]}s{c[1]}-{c[2]}-{c[3]}-{c[4]}-se{c[5]}{'-res' if c[6] else ''}"
                               for c in TESTED_CLASSES])
-def test_block_shape_classes(force_path, poisoned_empty, i, cls):
+def test_block_shape_classes(force_path, poisoned, i, cls):
     """The whole block (fused expand + depthwise + SE partials, excite, project with scale and residual) against
     reference.mbconv_ref in float64, outputs NaN-poisoned. Odd H (and odd or even W), TF SAME padding (the
     oracle gets the pads written out in PADS), stride 2, k 3 and 5, the channels of every distinct expand block
@@ -157,7 +157,7 @@ CONFIGS = mf.FUSED_CONFIGS + [mf.UNFUSED]
 
 @pytest.mark.parametrize("j,config", list(enumerate(CONFIGS)),
                          ids=[f"{c.kwargs}-w{c.num_warps}-s{c.num_stages}" for c in CONFIGS])
-def test_every_config(monkeypatch, poisoned_empty, j, config):
+def test_every_config(monkeypatch, poisoned, j, config):
     """Each candidate pinned on the launcher: C_in = 40 takes one K step at BLOCK_K = 64 and a loop with a
     tail at 16 / 32; C_exp = 120 leaves a partial channel block at 32 and 64; 17 x 17 at stride 2 -> 81
     outputs: several pixel blocks at every BLOCK_P. The partial sums the fused kernel hands se_excite have
@@ -180,7 +180,7 @@ def test_every_config(monkeypatch, poisoned_empty, j, config):
         assert_close_to_ref(seen[0].sum(1), ref_out.sum((2, 3)), dtype, what=f"SE sums with {config}")
 
 
-def test_nchw_and_views_without_se(force_path, poisoned_empty):
+def test_nchw_and_views_without_se(force_path, poisoned):
     """The same kernel reads any strides: an NCHW slice of a wider tensor (channel stride != H * W, pixel
     rows not contiguous), tap-major depthwise weights; no SE: the scale slot is empty."""
     from effkernels._common import tap_major

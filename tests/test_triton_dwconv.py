@@ -7,7 +7,7 @@ import torch
 from effkernels import backends
 from effkernels._common import ACTIVATIONS, CONV_ACTIVATIONS, conv_geometry, tap_major
 from effkernels.reference import apply_activation, dwconv_bn_act_ref
-from helpers import DEVICE, TOL, assert_close_to_ref, poison_
+from helpers import DEVICE, TOL, assert_close_to_ref
 
 pytestmark = pytest.mark.skipif(not backends.triton_interpreted() and DEVICE.type != "cuda",
                                 reason="triton cannot run here")
@@ -19,11 +19,8 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 @pytest.fixture(autouse=True)
-def _poison(monkeypatch):
+def _poison(poisoned):
     """Outputs and partial sums come NaN-filled: an element the kernel does not write shows."""
-    alloc, alloc_partials = tri.empty_like_layout, tri._empty_partials
-    monkeypatch.setattr(tri, "empty_like_layout", lambda *a, **kw: poison_(alloc(*a, **kw)))
-    monkeypatch.setattr(tri, "_empty_partials", lambda *a: poison_(alloc_partials(*a)))
 
 
 def _inputs(n, c, h, w, k, dtype, scale=1.0):
@@ -83,7 +80,7 @@ def test_project_output_initialised(dtype, c_y, with_residual):
     interpreter rounds fp32 -> bf16 toward zero where the GPU and torch round to nearest: one bf16 ulp.)"""
     ulp = 2.0**-7 if dtype == torch.bfloat16 and backends.triton_interpreted() else 0.0
     x, w, b = _inputs(2, 37, 7, 9, 3, dtype)
-    y = poison_(torch.empty(2, c_y, 7, 9, device=DEVICE, dtype=dtype, memory_format=torch.channels_last))
+    y = torch.full((2, c_y, 7, 9), float("nan"), device=DEVICE, dtype=dtype).contiguous(memory_format=torch.channels_last)
     y_b = torch.randn(c_y, device=DEVICE).to(dtype)
     res = torch.randn(2, c_y, 7, 9, device=DEVICE).to(dtype).contiguous(memory_format=torch.channels_last)
     for config in (tri.NHWC_CONFIGS[0], tri._nhwc(8, 32, 1, 4)):
@@ -91,7 +88,7 @@ def test_project_output_initialised(dtype, c_y, with_residual):
                                    y_init=(y, y_b, res if with_residual else None))
         want = (y_b.float()[None, :, None, None] + (res.float() if with_residual else 0)).expand(y.shape)
         torch.testing.assert_close(y, want.to(dtype), rtol=ulp, atol=0)
-        poison_(y)
+        y.fill_(float("nan"))
 
 
 def test_layers_pack_the_depthwise_weight_for_triton():

@@ -10,6 +10,7 @@ import torch
 from effkernels import backends, configs
 from effkernels.ops.mbconv import mbconv
 from helpers import DEVICE, assert_close_to_ref
+from op_cases import MB_ACTS
 from test_mbconv import _kernels, _params, _torchvision_block
 
 pytestmark = [pytest.mark.usefixtures("on_device"),
@@ -40,8 +41,8 @@ BLOCKS = [(6, 3, 1, 16, 16, 7, 8, True), (6, 5, 2, 16, 24, 9, 9, True), (1, 3, 1
 
 def _run(block_args, dtype, channels_last=True):
     expand, k, stride, c_in, c_out, h, w, se = block_args
-    block = _torchvision_block(expand, k, stride, c_in, c_out)
-    p = list(_params(block, dtype))
+    block = _torchvision_block(expand, k, stride, c_in, c_out, MB_ACTS[0])
+    p = list(_params(block, dtype, DEVICE))
     if not se:
         p[6:10] = [None] * 4
         block.block = torch.nn.Sequential(*[m for m in block.block if m.__class__.__name__ != "SqueezeExcitation"])
@@ -50,7 +51,8 @@ def _run(block_args, dtype, channels_last=True):
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         ref = copy.deepcopy(block).double()(x.double())
-        return mbconv(x.to(dtype), *p, backend="triton"), ref
+        act, se_act, gate = MB_ACTS[0]
+        return mbconv(x.to(dtype), *p, act, se_act, gate, backend="triton"), ref
 
 
 # Every path on the first two blocks, then one path per block, rotating (CI time).
@@ -86,8 +88,8 @@ def test_launches_per_path(pin_paths, paths, expected):
     """Four device launches on every path, nothing hidden (no copies, fills or casts), no effkernels op
     through the torch dispatcher."""
     pin_paths(*paths)
-    block = _torchvision_block(6, 3, 1, 16, 16)
-    p = _params(block, torch.float32)
+    block = _torchvision_block(6, 3, 1, 16, 16, MB_ACTS[0])
+    p = _params(block, torch.float32, DEVICE)
     x = torch.randn(2, 16, 7, 7).contiguous(memory_format=torch.channels_last)
     launched, hidden, dispatched = _kernels(lambda: mbconv(x, *p, backend="triton"))
     assert launched == expected and hidden == [] and dispatched == [], (launched, hidden, dispatched)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from effkernels import backends, reference
-from helpers import DEVICE, assert_close_to_ref, poison_
+from helpers import DEVICE, assert_close_to_ref
 
 pytestmark = pytest.mark.skipif(not backends.triton_interpreted() and DEVICE.type != "cuda",
                                 reason="triton cannot run here")
@@ -16,16 +16,6 @@ if backends.backends_available()["triton"][0]:
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-@pytest.fixture
-def nan_empty(monkeypatch):
-    """torch.empty hands out NaN-filled memory: a slot no kernel writes shows up."""
-    empty = torch.empty
-
-    def poisoned(*args, **kwargs):
-        t = empty(*args, **kwargs)
-        return poison_(t) if t.is_floating_point() else t
-
-    monkeypatch.setattr(torch, "empty", poisoned)
 
 
 def _x(n, c, h, w, dtype, layout):
@@ -40,7 +30,7 @@ def _x(n, c, h, w, dtype, layout):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("layout", ["nhwc", "nchw", "view"])
 @pytest.mark.parametrize("n,c,h,w", [(1, 8, 40, 41), (3, 37, 9, 13), (2, 130, 1, 70)])
-def test_partial_sums(nan_empty, dtype, layout, n, c, h, w):
+def test_partial_sums(poisoned, dtype, layout, n, c, h, w):
     """Every slot of the [N, P, C] partials is written (the buffer comes NaN-filled) and they add up to the
     sums; N = 1, C = 8 on a 40x40 map splits the pixels into several pieces."""
     x = _x(n, c, h, w, dtype, layout)
@@ -67,7 +57,7 @@ def test_pieces_fill_the_gpu(n, h, w):
 
 @pytest.mark.parametrize("w_dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("n,p,c,s,c_out", [(2, 3, 37, 9, 24), (1, 1, 96, 4, 40), (3, 45, 70, 300, 130)])
-def test_project_weights(nan_empty, w_dtype, n, p, c, s, c_out):
+def test_project_weights(poisoned, w_dtype, n, p, c, s, c_out):
     """W'[n] = project_w * scale[n] over its input channels, in project_w's dtype, written whole, from
     partial sums (P rows) or [N, C] sums (P = 1)."""
     partials = torch.randn(n, p, c, device=DEVICE) * 10
@@ -82,7 +72,7 @@ def test_project_weights(nan_empty, w_dtype, n, p, c, s, c_out):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("layout", ["nhwc", "nchw", "view"])
-def test_scale_and_squeeze_excite(nan_empty, dtype, layout):
+def test_scale_and_squeeze_excite(poisoned, dtype, layout):
     x = _x(2, 37, 9, 11, dtype, layout)
     ws = [t.to(dtype) for t in (torch.randn(9, 37) / 6, torch.randn(9) * 0.5, torch.randn(37, 9) / 3,
                                  torch.randn(37) * 0.5)]
