@@ -25,7 +25,7 @@ test-avx2:
 	git ls-files -z | xargs -0 cp --parents -t $(AVX2_DIR)
 	cd $(AVX2_DIR) && EFFKERNELS_EXT=cpu EFFKERNELS_CPU_ARCH=avx2 $(PYTHON) setup.py -q build_ext --inplace
 	cd $(AVX2_DIR) && $(PYTHON) -m pytest -q -p no:cacheprovider tests/test_extension.py tests/test_pointwise_conv.py \
-		tests/test_squeeze_excite.py tests/test_mbconv.py -k "cpu or chunks"
+		tests/test_squeeze_excite.py tests/test_mbconv.py tests/test_cpu_mbconv_fused.py -k "cpu or chunks"
 
 bench: setup
 	$(PYTHON) benchmarks/run.py --out $(BENCH_OUT)
