@@ -7,7 +7,8 @@
          against torch.matmul of the same GEMM without the fusion, see PointwiseGemm);
 - block: the first MBConv of every stage (torchvision MBConv);
 - model: EfficientNet-B{phi} inference (torchvision efficientnet_b{phi}; timm efficientnet_b{phi} when
-         torchvision is not installed).
+         torchvision is not installed) at each model batch size, and the extra models chosen
+         (bench_config.EXTRA_MODELS: timm tf_efficientnet_b0, torchvision efficientnet_v2_s).
 Shapes come from effkernels.scaling.block_shapes at the paper resolution (or --bench-resolution).
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bench_config import EXTRA_MODELS
 from effkernels import scaling
 from effkernels.reference import pointwise_conv_ref
 
@@ -31,6 +33,7 @@ class Case:
     resolution: int
     id: str            # the pytest id and the report's row name
     shape: str         # for people: channels, spatial size, kernel, stride
+    batch: int
     params: tuple = ()  # (key, value) pairs the module builder reads
 
     def param(self, key):
@@ -57,10 +60,10 @@ def op_cases(phis, batch: int, max_shapes: int, resolution: int):
         for b in shapes[:max_shapes or None]:
             c = b.expanded_channels
             out.append(Case("op", "dwconv", phi, res, f"b{phi}-dw-c{c}-{b.in_hw}-k{b.kernel}s{b.stride}",
-                            f"dwconv+BN+SiLU N={batch} C={c} {b.in_hw}x{b.in_hw} k{b.kernel} s{b.stride}",
+                            f"dwconv+BN+SiLU N={batch} C={c} {b.in_hw}x{b.in_hw} k{b.kernel} s{b.stride}", batch,
                             (("c", c), ("hw", b.in_hw), ("k", b.kernel), ("stride", b.stride), ("eps", eps))))
             out.append(Case("op", "se", phi, res, f"b{phi}-se-c{c}-{b.out_hw}-r{b.squeeze_channels}",
-                            f"SE N={batch} C={c} {b.out_hw}x{b.out_hw} squeeze={b.squeeze_channels}",
+                            f"SE N={batch} C={c} {b.out_hw}x{b.out_hw} squeeze={b.squeeze_channels}", batch,
                             (("c", c), ("hw", b.out_hw), ("s", b.squeeze_channels))))
         out += pointwise_cases(phi, res, batch, max_shapes)
     # one SE case per distinct shape (two depthwise layers can share an output shape)
@@ -87,7 +90,7 @@ def pointwise_cases(phi: int, res: int, batch: int, max_shapes: int):
             out.append(Case("op", "pointwise", phi, res,
                             f"b{phi}-pw-{role}-{cin}x{hw}-{cout}" + ("-res" if residual else ""),
                             f"pw-{role} N={batch} {cin}->{cout} {hw}x{hw}: fused {fused} vs eager = plain matmul "
-                            f"[{m},{cin}]x[{cin},{cout}], no bias/act",
+                            f"[{m},{cin}]x[{cin},{cout}], no bias/act", batch,
                             (("role", role), ("cin", cin), ("cout", cout), ("hw", hw), ("residual", residual))))
     return out
 
@@ -103,19 +106,20 @@ def block_cases(phis, batch: int, max_blocks: int, resolution: int):
             out.append(Case("block", "mbconv", phi, res,
                             f"b{phi}-stage{b.stage}-{b.in_channels}x{b.in_hw}-e{b.expand_ratio}k{b.kernel}s{b.stride}-{b.out_channels}",
                             f"MBConv stage {b.stage} N={batch} {b.in_channels}->{b.expanded_channels}->{b.out_channels} "
-                            f"{b.in_hw}x{b.in_hw} k{b.kernel} s{b.stride} e{b.expand_ratio}",
+                            f"{b.in_hw}x{b.in_hw} k{b.kernel} s{b.stride} e{b.expand_ratio}", batch,
                             (("cin", b.in_channels), ("cout", b.out_channels), ("expand", b.expand_ratio),
                              ("k", b.kernel), ("stride", b.stride), ("hw", b.in_hw), ("eps", eps))))
     return out
 
 
-def model_cases(phis, batch: int, resolution: int):
-    out = []
-    for phi in phis:
-        res = _resolution(phi, resolution)
-        out.append(Case("model", "efficientnet", phi, res, f"b{phi}-{res}",
-                        f"EfficientNet-B{phi} N={batch} 3x{res}x{res}", (("hw", res),)))
-    return out
+def model_cases(phis, batches, models, resolution: int):
+    """EfficientNet-B{phi} for each phi, then each extra model (bench_config.EXTRA_MODELS, ordered with the
+    phi of similar cost), at each batch size."""
+    named = [(f"efficientnet_b{phi}", f"EfficientNet-B{phi}", phi, _resolution(phi, resolution)) for phi in phis]
+    named += [(name, name, EXTRA_MODELS[name][1], resolution or EXTRA_MODELS[name][2]) for name in models]
+    return [Case("model", "efficientnet", phi, res, f"{name.replace('efficientnet_', '')}-{res}-n{batch}",
+                 f"{label} N={batch} 3x{res}x{res}", batch, (("model", name), ("hw", res)))
+            for name, label, phi, res in named for batch in batches]
 
 
 class SqueezeExcitation(nn.Module):
@@ -184,7 +188,7 @@ class PointwiseGemm(nn.Module):
 
 @functools.lru_cache(maxsize=None)
 def _model_source():
-    """(library name, builder(phi) -> nn.Module) for the eager EfficientNet, or (None, reason)."""
+    """(library name, builder(phi) -> nn.Module) for the eager EfficientNet-B{phi}, or (None, reason)."""
     try:
         from torchvision.models import efficientnet as tv  # noqa: PLC0415
         return "torchvision", lambda phi: getattr(tv, f"efficientnet_b{phi}")(weights=None)
@@ -197,8 +201,28 @@ def _model_source():
         return None, f"neither torchvision ({tv_error}) nor timm ({e}) is importable"
 
 
-def build(case: Case, batch: int):
-    """(module in fp32 eval mode on the CPU, input shape, source library). The caller calibrates it."""
+def _model(name: str, phi: int):
+    """(module, source library) of a model-level case."""
+    if name not in EXTRA_MODELS:  # efficientnet_b{phi}
+        lib, make = _model_source()
+        if lib is None:
+            raise LookupError(make)
+        return make(phi), lib
+    lib = EXTRA_MODELS[name][0]
+    try:
+        if lib == "timm":
+            import timm  # noqa: PLC0415
+            return timm.create_model(name, pretrained=False), lib
+        from torchvision import models  # noqa: PLC0415
+        return getattr(models, name)(weights=None), lib
+    except ImportError as e:
+        raise LookupError(f"{name} comes from {lib}, which is not importable ({e})") from None
+
+
+def build(case: Case):
+    """(module in fp32 eval mode on the CPU, input shape, source library). The caller calibrates it (effkernels.profile.calibrate_bn_).
+    Raises LookupError when the library that defines the case is not importable."""
+    batch = case.batch
     if case.kind == "dwconv":
         c, k = case.param("c"), case.param("k")
         m = nn.Sequential(nn.Conv2d(c, c, k, case.param("stride"), (k - 1) // 2, groups=c, bias=False),
@@ -221,24 +245,6 @@ def build(case: Case, batch: int):
         m = MBConv(cnf, 0.0, functools.partial(nn.BatchNorm2d, eps=case.param("eps")))
         return m, (batch, case.param("cin"), case.param("hw"), case.param("hw")), "torchvision"
     if case.kind == "efficientnet":
-        lib, make = _model_source()
-        if lib is None:
-            raise LookupError(make)
-        return make(case.phi), (batch, 3, case.param("hw"), case.param("hw")), lib
+        m, lib = _model(case.param("model"), case.phi)
+        return m, (batch, 3, case.param("hw"), case.param("hw")), lib
     raise AssertionError(case.kind)
-
-
-@torch.no_grad()
-def calibrate_bn_(module: nn.Module, x: torch.Tensor) -> None:
-    """Give every BatchNorm non-trivial affine parameters and the running statistics of one batch,
-    so BN folding is exercised and activations stay normalised through deep models."""
-    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for bn in bns:
-        bn.weight.uniform_(0.5, 1.5)
-        bn.bias.normal_(0.0, 0.1)
-        bn.momentum = 1.0
-    module.train()
-    module(x)
-    module.eval()
-    for bn in bns:
-        bn.momentum = 0.1

@@ -1,35 +1,77 @@
-"""What a benchmark session runs: options (pytest flag or environment variable), the device, the dtype.
+"""What a benchmark session runs: providers, options (pytest flag or environment variable), the device,
+the dtype.
 
 Every option has a pytest flag and an environment variable (flag wins); `quick` and `full` modes
-only change the defaults. See benchmarks/README.md for the table.
+only change the defaults. See benchmarks/README.md for the table. torch and effkernels are imported
+only where a session is configured, so report.py reads the provider names without them.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
-
-from effkernels import _config as effk_config
-
 LEVELS = ("op", "block", "model")
-PROVIDERS = ("eager", "compile", "compile-max-autotune", "effkernels-triton", "effkernels-cuda", "effkernels-cpu")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Every provider, in report order. "X+graph": X's call replayed from a CUDA graph captured once (the input
+# copied into the graph's static buffer first); "X+compile": torch.compile(X, fullgraph=True).
+PROVIDERS = ("eager", "eager+graph", "compile", "compile-max-autotune",
+             "effkernels-triton", "effkernels-triton+graph", "effkernels-triton+compile",
+             "effkernels-cuda", "effkernels-cuda+graph", "effkernels-cuda+compile",
+             "effkernels-cpu", "effkernels-cpu+compile", "onnxruntime", "openvino")
+FUSED = {"effkernels-triton": "triton", "effkernels-cuda": "cuda", "effkernels-cpu": "cpu"}
+RUNTIMES = ("onnxruntime", "openvino")  # the model exported to ONNX (opset 17), run by that runtime on the CPU
+# Whole-model deployments: only at the model level (at the op and block levels the device time shows
+# what a CUDA graph would).
+MODEL_ONLY = tuple(p for p in PROVIDERS if "+" in p or p in RUNTIMES)
+# Models the model level can time beside EfficientNet-B{phi}: name -> (library, phi it is ordered with, resolution)
+EXTRA_MODELS = {"tf_efficientnet_b0": ("timm", 0, 224), "efficientnet_v2_s": ("torchvision", 5, 384)}
+DTYPES = ("fp32", "fp16", "bf16")
+
+
+def split(provider: str):
+    """("effkernels-cuda", "graph") for "effkernels-cuda+graph"; (provider, "") without a suffix."""
+    base, _, wrap = provider.partition("+")
+    return base, wrap
+
+
+def tier(provider: str) -> int:
+    """Cases run in the order a time budget should serve them: eager, the fused kernels, CUDA graphs and
+    the runtimes first (tier 0), then torch.compile of eager and of the converted models (1), then
+    max-autotune (2, the slowest to compile); within a tier, phi by phi across the levels (and by batch
+    at the model level), so a budget that runs out cuts the largest models and the slowest compilations.
+    run.py runs tier 0 in one pytest process and the others in a second."""
+    if provider == "compile-max-autotune":
+        return 2
+    return 1 if provider == "compile" or split(provider)[1] == "compile" else 0
+
+
+def default_providers(mode: str) -> tuple:
+    """What runs without --bench-providers: every provider (those that cannot run here skip with the
+    reason), except in quick mode effkernels-cpu+compile, whose compilation alone would double the
+    quick CPU sweep."""
+    return tuple(p for p in PROVIDERS if mode == "full" or p != "effkernels-cpu+compile")
+
+
+def providers_for(level: str) -> tuple:
+    return PROVIDERS if level == "model" else tuple(p for p in PROVIDERS if p not in MODEL_ONLY)
 
 # Flag names; each reads the setting EFFKERNELS_BENCH_<NAME> of effkernels/_config.py, whose text is the help.
 # Defaults depend on the mode and the device (see from_pytest).
 OPTIONS = tuple((name, "EFFKERNELS_BENCH_" + name.upper().replace("-", "_")) for name in (
-    "mode", "level", "phi", "model-phi", "batch", "dtype", "layout", "op-shapes", "blocks", "resolution",
+    "mode", "level", "phi", "model-phi", "model-batch", "models", "batch", "dtype", "layout", "op-shapes", "blocks", "resolution",
     "providers", "case-time", "threads", "budget", "outcomes"))
 
 
 def add_options(parser) -> None:
+    from effkernels import _config as effk_config  # noqa: PLC0415
+
     group = parser.getgroup("effkernels benchmarks")
     for name, env in OPTIONS:
         group.addoption(f"--bench-{name}", default=None, help=f"{effk_config.SETTINGS[env].meaning} [env {env}]")
 
 
-def _raw(config, name: str, env: str):
-    value = config.getoption(f"--bench-{name}")
+def _raw(flag, name: str, env: str):
+    from effkernels import _config as effk_config  # noqa: PLC0415
+
+    value = flag(name)
     return value if value is not None else (effk_config.get(env) or None)
 
 
@@ -49,6 +91,16 @@ def parse_phis(text: str, what: str):
     return sorted(set(out))
 
 
+def parse_batches(text: str, what: str):
+    try:
+        out = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        raise ValueError(f"{what}: expected a comma list of batch sizes like 1,32,256, got {text!r}") from None
+    if not out or out[0] < 1:
+        raise ValueError(f"{what}: expected batch sizes >= 1, got {text!r}")
+    return out
+
+
 def _choice_list(text: str, allowed, what: str):
     items = [t.strip() for t in text.split(",") if t.strip()]
     bad = [t for t in items if t not in allowed]
@@ -64,7 +116,9 @@ class BenchConfig:
     levels: tuple
     phis: tuple            # op and block levels
     model_phis: tuple
-    batch: int
+    model_batches: tuple   # model level
+    models: tuple          # model level, beside B{model_phis}: keys of EXTRA_MODELS
+    batch: int             # op and block levels
     dtype: str             # key of DTYPES
     layout: str
     op_shapes: int         # 0 = all
@@ -78,10 +132,14 @@ class BenchConfig:
 
     @property
     def torch_dtype(self):
-        return DTYPES[self.dtype]
+        import torch  # noqa: PLC0415
+
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.dtype]
 
     @property
     def memory_format(self):
+        import torch  # noqa: PLC0415
+
         return torch.channels_last if self.layout == "channels_last" else torch.contiguous_format
 
     def as_dict(self):
@@ -90,7 +148,15 @@ class BenchConfig:
 
 def from_pytest(config) -> BenchConfig:
     """Read every option; raise ValueError naming the option when a value is bad."""
-    v = {name.replace("-", "_"): _raw(config, name, env) for name, env in OPTIONS}
+    return from_flags(lambda name: config.getoption(f"--bench-{name}"))
+
+
+def from_flags(flag) -> BenchConfig:
+    """The session's options from flag(name) (the text of --bench-<name>, or None: then the environment
+    variable, then the default); raise ValueError naming the option when a value is bad."""
+    import torch  # noqa: PLC0415
+
+    v = {name.replace("-", "_"): _raw(flag, name, env) for name, env in OPTIONS}
     mode = v["mode"] or "quick"
     if mode not in ("quick", "full"):
         raise ValueError(f"--bench-mode: expected quick or full, got {mode!r}")
@@ -119,6 +185,14 @@ def from_pytest(config) -> BenchConfig:
     batch = integer("batch", 2 if quick else 8)
     if batch < 1:
         raise ValueError("--bench-batch: expected >= 1")
+    if v["model_batch"]:
+        model_batches = parse_batches(v["model_batch"], "--bench-model-batch")
+    else:
+        model_batches = [1, 32, 256] if device == "cuda" and not quick else [batch]
+    if v["models"]:
+        models = () if v["models"] == "none" else _choice_list(v["models"], tuple(EXTRA_MODELS), "--bench-models")
+    else:
+        models = () if quick else tuple(EXTRA_MODELS)
     dtype = v["dtype"] or ("bf16" if device == "cuda" else "fp32")
     if dtype not in DTYPES:
         raise ValueError(f"--bench-dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -128,10 +202,11 @@ def from_pytest(config) -> BenchConfig:
     return BenchConfig(
         mode=mode, device=device,
         levels=_choice_list(v["level"], LEVELS, "--bench-level") if v["level"] else LEVELS,
-        phis=tuple(phis), model_phis=tuple(model_phis), batch=batch, dtype=dtype, layout=layout,
+        phis=tuple(phis), model_phis=tuple(model_phis), model_batches=tuple(model_batches), models=models, batch=batch, dtype=dtype, layout=layout,
         op_shapes=integer("op_shapes", 2 if quick else 0), blocks=integer("blocks", 1 if quick else 0),
         resolution=integer("resolution", 0),
-        providers=_choice_list(v["providers"], PROVIDERS, "--bench-providers") if v["providers"] else PROVIDERS,
+        providers=(_choice_list(v["providers"], PROVIDERS, "--bench-providers") if v["providers"]
+                   else default_providers(mode)),
         case_time=number("case_time", 0.2 if quick else 0.5), threads=integer("threads", 0), budget=number("budget", 0.0),
         outcomes=v["outcomes"] or "",
     )

@@ -18,11 +18,6 @@ import bench_cases
 import bench_config
 import bench_harness
 
-# Cases run in the order a time budget should serve them: eager and the fused kernels first, then
-# torch.compile, then max-autotune (the slowest to compile); within that, phi by phi across the levels,
-# so a budget that runs out cuts the largest models and the slowest compilations.
-_TIER = {"eager": 0, "effkernels-triton": 0, "effkernels-cuda": 0, "effkernels-cpu": 0,
-         "compile": 1, "compile-max-autotune": 2}
 
 
 def pytest_addoption(parser):
@@ -37,7 +32,12 @@ def pytest_configure(config):
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.device == "cuda":
-        torch.backends.cudnn.benchmark = True  # eager's strongest cuDNN setting; its autotuning falls in compile_s
+        torch.backends.cudnn.benchmark = True  # eager's strongest cuDNN setting; its autotuning falls in setup_s
+        # The profiler (what one call launches) must start once before the first CUDA graph exists, or
+        # profiling a graph replay later can fail (pytorch#75504; torch's documented workaround).
+        init = getattr(getattr(torch.profiler, "_utils", None), "_init_for_cuda_graphs", None)
+        if init is not None:
+            init()
     config._effk = {"cfg": cfg, "start": time.monotonic(), "outcomes": {}, "items": {}}
 
 
@@ -49,6 +49,7 @@ def pytest_report_header(config):
     c = _state(config)["cfg"]
     return [f"effkernels bench: mode={c.mode} device={c.device} dtype={c.dtype} {c.layout} batch={c.batch} "
             f"levels={','.join(c.levels)} phi={list(c.phis)} model_phi={list(c.model_phis)} "
+            f"model_batch={list(c.model_batches)} models={','.join(c.models) or 'none'} "
             f"op_shapes={c.op_shapes or 'all'} blocks={c.blocks or 'all'} "
             f"resolution={c.resolution or 'paper'} budget={f'{c.budget:g}s' if c.budget else 'none'} threads={torch.get_num_threads()}",
             f"effkernels bench providers: {', '.join(c.providers)}"]
@@ -59,7 +60,7 @@ def _cases(level: str, c) -> list:
         return bench_cases.op_cases(c.phis, c.batch, c.op_shapes, c.resolution)
     if level == "block":
         return bench_cases.block_cases(c.phis, c.batch, c.blocks, c.resolution)
-    return bench_cases.model_cases(c.model_phis, c.batch, c.resolution)
+    return bench_cases.model_cases(c.model_phis, c.model_batches, c.models, c.resolution)
 
 
 def pytest_generate_tests(metafunc):
@@ -69,7 +70,7 @@ def pytest_generate_tests(metafunc):
     c = _state(metafunc.config)["cfg"]
     cases = _cases(level, c)  # levels and providers not selected are deselected after collection
     metafunc.parametrize("case", cases, ids=[k.id for k in cases])
-    metafunc.parametrize("provider", bench_config.PROVIDERS)
+    metafunc.parametrize("provider", bench_config.providers_for(level))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -99,7 +100,7 @@ def pytest_collection_modifyitems(config, items):
         if item.nodeid not in st["items"]:
             return (-1, 0, 0, order[item.nodeid])
         case, provider = st["items"][item.nodeid]
-        return (_TIER[provider], case.phi, bench_config.LEVELS.index(case.level), order[item.nodeid])
+        return (bench_config.tier(provider), case.phi, bench_config.LEVELS.index(case.level), case.batch, order[item.nodeid])
 
     items[:] = sorted(keep, key=key)
 
@@ -137,7 +138,8 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is None or item.nodeid in st["outcomes"]:
         return
     case, provider = st["items"][item.nodeid]
-    base = dict(level=case.level, phi=case.phi, case=case.id, shape=case.shape, kind=case.kind, provider=provider)
+    base = dict(level=case.level, phi=case.phi, case=case.id, shape=case.shape, kind=case.kind, provider=provider,
+                batch=case.batch, resolution=case.resolution, model=dict(case.params).get("model"))
     exc = call.excinfo.value
     if isinstance(exc, pytest.skip.Exception):
         st["outcomes"][item.nodeid] = dict(base, status="skipped", reason=str(exc.msg))

@@ -4,8 +4,9 @@
     python benchmarks/run.py --out DIR --mode full --budget 200   # GPU: every shape, bounded in time
     python benchmarks/run.py --out DIR -- --bench-phi 0-3         # after --: more pytest options
 
-Two pytest processes: first eager and the effkernels providers, then torch.compile (default, then
-max-autotune); each goes phi by phi across the levels. Writes DIR/bench.json (their pytest-benchmark
+Two pytest processes: first eager, the effkernels providers, the CUDA-graph providers and the ONNX
+runtimes, then torch.compile (of eager and of the converted models, then max-autotune); each goes phi by
+phi across the levels (bench_config.tier). Writes DIR/bench.json (their pytest-benchmark
 JSON merged), DIR/report.md and DIR/plot.png, then prints the report (--summary: only its summary
 table). With --budget, each pass gets a share of the seconds left: a soft budget inside pytest (cases
 that would start later skip, the JSON is still written) and a hard limit at most 60 s after it
@@ -23,13 +24,13 @@ import sys
 import tempfile
 import time
 
+from bench_config import PROVIDERS, default_providers, tier
 from effkernels import _config as effk_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROVIDERS = ("eager", "compile", "compile-max-autotune", "effkernels-triton", "effkernels-cuda", "effkernels-cpu")
 # (pass name, its providers, its share of a budget)
-PASSES = (("kernels", ("eager", "effkernels-triton", "effkernels-cuda", "effkernels-cpu"), 0.45),
-          ("compile", ("compile", "compile-max-autotune"), 0.55))
+PASSES = (("kernels", tuple(p for p in PROVIDERS if tier(p) == 0), 0.45),
+          ("compile", tuple(p for p in PROVIDERS if tier(p) > 0), 0.55))
 GRACE = 60  # seconds between a pass's soft budget and its hard limit
 
 
@@ -76,11 +77,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="output folder (default benchmarks/out)")
     ap.add_argument("--mode", default=effk_config.get("EFFKERNELS_BENCH_MODE"), choices=("quick", "full"))
     ap.add_argument("--levels", default="op,block,model", help="comma list of levels (default: all)")
-    ap.add_argument("--providers", default=",".join(PROVIDERS), help="comma list of providers (default: all)")
+    ap.add_argument("--providers", help="comma list of providers (default: the mode's, bench_config.default_providers)")
     ap.add_argument("--budget", type=float, default=0.0, help="seconds for the whole sweep (default: none)")
     ap.add_argument("--summary", action="store_true", help="print only the report's summary table")
     ap.add_argument("pytest_args", nargs="*", help="after --: more pytest options, e.g. --bench-batch 1")
     args = ap.parse_args(argv)
+    args.providers = args.providers or ",".join(default_providers(args.mode))
     wanted = {p.strip() for p in args.providers.split(",") if p.strip()}
     if not wanted or wanted - set(PROVIDERS):
         ap.error(f"--providers: expected a comma list of {', '.join(PROVIDERS)}, got {args.providers!r}")

@@ -1,4 +1,5 @@
-// Shared by every effkernels C++/CUDA kernel: activation codes, layouts and argument checks.
+// Shared by every effkernels C++/CUDA kernel: activation codes, layouts and the argument checks common to
+// several ops. Each op's own checks live in csrc/<op>.h, included by its CPU and CUDA host code.
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -71,75 +72,13 @@ inline void check_act_code(int64_t act, const char* name) {
                  act);
 }
 
-// Shared by the CPU and CUDA dwconv_bn_act: returns k.
-inline int64_t check_dwconv_args(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
-                                 int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w, int64_t activation) {
-  check_activation_tensor(x, "x");
-  const int64_t C = x.size(1);
-  EFFK_CHECK_ARG(weight.dim() == 4 && weight.size(0) == C && weight.size(1) == 1 && weight.size(2) == weight.size(3),
-                 "weight", "expected shape [", C, ", 1, k, k] (depthwise, C = x.shape[1]), got ", weight.sizes());
-  const int64_t k = weight.size(2);
-  EFFK_CHECK_ARG(k % 2 == 1 && k <= 7, "weight", "expected an odd kernel size k <= 7, got k = ", k);
-  check_param(weight, "weight", weight.sizes(), x);
-  check_param(bias, "bias", {C}, x);
-  EFFK_CHECK_ARG(stride == 1 || stride == 2, "stride", "expected 1 or 2, got ", stride);
-  EFFK_CHECK_ARG(pad_top >= 0 && pad_left >= 0, "padding", "expected non-negative pad_top, pad_left, got ", pad_top,
-                 ", ", pad_left);
-  EFFK_CHECK_ARG(out_h >= 1 && out_w >= 1, "out_h/out_w", "expected a positive output size, got ", out_h, "x", out_w);
-  check_act_code(activation, "activation");
-  return k;
-}
-
-inline void check_channel_sums_arg(const at::Tensor& x) { check_activation_tensor(x, "x"); }
-
-// scale: fp32 [N, C] on x's device.
+// scale: fp32 [N, C] on x's device (se_scale's scale, pointwise_conv's SE scale).
 inline void check_scale(const at::Tensor& scale, const at::Tensor& x, int64_t C, const char* name = "scale") {
   EFFK_CHECK_ARG(scale.dim() == 2 && scale.size(0) == x.size(0) && scale.size(1) == C, name, "expected shape [",
                  x.size(0), ", ", C, "] ([N, C] of x), got ", scale.sizes());
   EFFK_CHECK_ARG(scale.scalar_type() == at::kFloat, name, "expected dtype float32, got ", scale.scalar_type());
   EFFK_CHECK_ARG(scale.device() == x.device(), name, "expected a tensor on ", x.device(), " (x's device), got one on ",
                  scale.device());
-}
-
-inline void check_se_excite_args(const at::Tensor& sums, const at::Tensor& w1, const at::Tensor& b1,
-                                 const at::Tensor& w2, const at::Tensor& b2, int64_t activation, int64_t gate) {
-  EFFK_CHECK_ARG(sums.dim() == 2, "sums", "expected a 2-d tensor [N, C], got shape ", sums.sizes());
-  EFFK_CHECK_ARG(sums.scalar_type() == at::kFloat, "sums", "expected dtype float32, got ", sums.scalar_type());
-  const int64_t C = sums.size(1);
-  EFFK_CHECK_ARG(w1.dim() == 2 && w1.size(1) == C && w1.size(0) >= 1, "w1",
-                 "expected shape [S, ", C, "] (S >= 1, C = sums.shape[1]), got ", w1.sizes());
-  const int64_t S = w1.size(0);
-  check_param(w1, "w1", {S, C}, sums);
-  check_param(b1, "b1", {S}, sums);
-  check_param(w2, "w2", {C, S}, sums);
-  check_param(b2, "b2", {C}, sums);
-  check_act_code(activation, "activation");
-  check_act_code(gate, "gate");
-}
-
-inline void check_pointwise_args(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                                 int64_t activation, const std::optional<at::Tensor>& scale,
-                                 const std::optional<at::Tensor>& residual) {
-  check_activation_tensor(x, "x");
-  const int64_t Cin = x.size(1);
-  EFFK_CHECK_ARG(weight.dim() == 2 && weight.size(1) == Cin, "weight",
-                 "expected shape [C_out, ", Cin, "] (C_in = x.shape[1]), got ", weight.sizes());
-  const int64_t Cout = weight.size(0);
-  check_param(weight, "weight", weight.sizes(), x);
-  check_param(bias, "bias", {Cout}, x);
-  check_act_code(activation, "activation");
-  if (scale) check_scale(*scale, x, Cin);
-  if (residual) {
-    const at::Tensor& r = *residual;
-    EFFK_CHECK_ARG(r.dim() == 4 && r.size(0) == x.size(0) && r.size(1) == Cout && r.size(2) == x.size(2) &&
-                       r.size(3) == x.size(3),
-                   "residual", "expected shape [", x.size(0), ", ", Cout, ", ", x.size(2), ", ", x.size(3),
-                   "] (the output's), got ", r.sizes());
-    EFFK_CHECK_ARG(r.scalar_type() == x.scalar_type(), "residual", "expected x's dtype ", x.scalar_type(), ", got ",
-                   r.scalar_type());
-    EFFK_CHECK_ARG(r.device() == x.device(), "residual", "expected a tensor on ", x.device(), ", got one on ",
-                   r.device());
-  }
 }
 
 // fp32 copies of small parameters (no copy when already fp32 and contiguous).

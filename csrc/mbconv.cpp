@@ -1,13 +1,12 @@
-// mbconv_forward: the whole MBConv inference block (BN folded) as one op, so a block costs one
-// Python call. This file: the argument checks and, for CUDA, the block as four effkernels ops called
-// through the dispatcher (the CPU has its own block kernels, cpu/mbconv_block.cpp):
+// mbconv: the whole MBConv inference block (BN folded) as one op, so a block costs one
+// Python call. This file: the CUDA block, four effkernels ops called through the dispatcher (the CPU
+// has its own block kernels, cpu/mbconv_block.cpp):
 //   expand  pointwise_conv(x, expand_w, expand_b, act)            (absent when expand ratio is 1)
 //   dw      dwconv_bn_act(h, dw_w, dw_b, ..., act, se_sums=SE)    (SE squeeze fused in)
 //   excite  se_excite(sums, 1/(out_h*out_w), se_*)                 -> fp32 [N, C_exp]
 //   project pointwise_conv(h, proj_w, proj_b, none, scale, x if residual)  (SE scale fused in)
 #include <torch/library.h>
 
-#include "common.h"
 #include "mbconv.h"
 #include "op_handle.h"
 
@@ -39,11 +38,10 @@ Tensor block(const Tensor& x, const OptT& expand_w, const OptT& expand_b, const 
   return pointwise.call(d, proj_w, proj_b, static_cast<int64_t>(Act::None), scale, residual ? OptT(x) : OptT());
 }
 
-Tensor mbconv_forward(const Tensor& x, const OptT& expand_w, const OptT& expand_b, const Tensor& dw_w,
-                      const Tensor& dw_b, int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h,
-                      int64_t out_w, const OptT& se_w1, const OptT& se_b1, const OptT& se_w2, const OptT& se_b2,
-                      const Tensor& proj_w, const Tensor& proj_b, bool residual, int64_t activation,
-                      int64_t se_activation, int64_t se_gate) {
+Tensor mbconv(const Tensor& x, const OptT& expand_w, const OptT& expand_b, const Tensor& dw_w, const Tensor& dw_b,
+              int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w, const OptT& se_w1,
+              const OptT& se_b1, const OptT& se_w2, const OptT& se_b2, const Tensor& proj_w, const Tensor& proj_b,
+              bool residual, int64_t activation, int64_t se_activation, int64_t se_gate) {
   check_mbconv_args(x, expand_w, expand_b, se_w1, se_b1, se_w2, se_b2, proj_w.dim() == 2 ? proj_w.size(0) : -1,
                     residual, out_h, out_w);
   return block(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2,
@@ -52,23 +50,7 @@ Tensor mbconv_forward(const Tensor& x, const OptT& expand_w, const OptT& expand_
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(effkernels, CUDA, m) { m.impl("mbconv_forward", &mbconv_forward); }
+TORCH_LIBRARY_IMPL(effkernels, CUDA, m) { m.impl("mbconv", &mbconv); }
 #endif
-
-void check_mbconv_args(const Tensor& x, const OptT& expand_w, const OptT& expand_b, const OptT& se_w1,
-                       const OptT& se_b1, const OptT& se_w2, const OptT& se_b2, int64_t c_out, bool residual,
-                       int64_t out_h, int64_t out_w) {
-  check_activation_tensor(x, "x");
-  EFFK_CHECK_ARG(expand_w.has_value() == expand_b.has_value(), "expand_w/expand_b",
-                 "expected both or neither (neither when the expand ratio is 1)");
-  const bool has_se = se_w1.has_value();
-  EFFK_CHECK_ARG(se_b1.has_value() == has_se && se_w2.has_value() == has_se && se_b2.has_value() == has_se,
-                 "se_w1/se_b1/se_w2/se_b2", "expected all four or none (none for a block without SE)");
-  if (residual) {
-    EFFK_CHECK_ARG(c_out == x.size(1) && out_h == x.size(2) && out_w == x.size(3), "residual",
-                   "needs an output shaped like x (stride 1, C_out == C_in = ", x.size(1), "), got C_out ", c_out,
-                   " and output ", out_h, "x", out_w);
-  }
-}
 
 }  // namespace effkernels

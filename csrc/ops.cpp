@@ -23,7 +23,7 @@ TORCH_LIBRARY(effkernels, m) {
   m.def("pointwise_conv(Tensor x, Tensor weight, Tensor bias, int activation, Tensor? scale, "
         "Tensor? residual) -> Tensor");
   // A whole MBConv inference forward (BN folded), one call from Python.
-  m.def("mbconv_forward(Tensor x, Tensor? expand_w, Tensor? expand_b, Tensor dw_w, Tensor dw_b, "
+  m.def("mbconv(Tensor x, Tensor? expand_w, Tensor? expand_b, Tensor dw_w, Tensor dw_b, "
         "int stride, int pad_top, int pad_left, int out_h, int out_w, Tensor? se_w1, Tensor? se_b1, "
         "Tensor? se_w2, Tensor? se_b2, Tensor proj_w, Tensor proj_b, bool residual, int activation, "
         "int se_activation, int se_gate) -> Tensor");
@@ -33,15 +33,17 @@ TORCH_LIBRARY(effkernels, m) {
   // CPU: pointwise_conv with `weight` from pack_pointwise_weight (C_out = bias.shape[0]).
   m.def("pointwise_conv_packed(Tensor x, Tensor weight, Tensor bias, int activation, Tensor? scale, "
         "Tensor? residual) -> Tensor");
-  // CPU: mbconv_forward with expand_w and proj_w from pack_pointwise_weight. path: "auto" (what
+  // CPU: mbconv with expand_w and proj_w from pack_pointwise_weight. path: "auto" (what
   // mbconv_path says), "fused" (expand computed inside the depthwise row bands; needs expand_w) or "unfused".
-  m.def("mbconv_forward_packed(Tensor x, Tensor? expand_w, Tensor? expand_b, Tensor dw_w, Tensor dw_b, "
+  m.def("mbconv_packed(Tensor x, Tensor? expand_w, Tensor? expand_b, Tensor dw_w, Tensor dw_b, "
         "int stride, int pad_top, int pad_left, int out_h, int out_w, Tensor? se_w1, Tensor? se_b1, "
         "Tensor? se_w2, Tensor? se_b2, Tensor proj_w, Tensor proj_b, bool residual, int activation, "
         "int se_activation, int se_gate, str path=\"auto\") -> Tensor");
-  // CPU: the path ("fused" or "unfused") mbconv_forward(_packed) takes for a block with input x (its shape
-  // and dtype; the data is not read).
-  m.def("mbconv_path(Tensor x, int c_exp, int kernel, int stride, bool has_expand) -> str");
+  // CPU: the path ("fused" or "unfused") mbconv_packed's "auto" (and the CPU mbconv) takes for a block with input
+  // [batch, c_in, height, width] at the current thread count. No tensor argument: it runs the same under
+  // FakeTensorMode and torch.compile.
+  m.def("mbconv_path(int batch, int c_in, int height, int width, int c_exp, int kernel, int stride, "
+        "bool has_expand) -> str");
 }
 
 static PyObject* built_with_cuda(PyObject*, PyObject*) {

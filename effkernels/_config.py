@@ -7,6 +7,7 @@ settings before torch or the package can be imported.
 
     python -m effkernels._config             # every setting, its current value and meaning
     python -m effkernels._config --markdown  # the README's table (tests/test_config.py checks they agree)
+    python effkernels/_config.py --shell EFFKERNELS_GPU_   # NAME='value' lines for a shell script to eval
 
 Settings that are not ours and that effkernels respects: TRITON_INTERPRET (Triton's, read when triton
 is imported: 1 runs Triton kernels on the CPU), TORCH_CUDA_ARCH_LIST and MAX_JOBS (torch's extension
@@ -44,9 +45,6 @@ SETTINGS = {s.name: s for s in (
             "(effkernels.configs.reload() reads it again)",
             "a folder of per-GPU config tables (<device name>.json, written by `python -m effkernels.tune`) "
             "searched before the ones shipped in effkernels/configs/"),
-    Setting("EFFKERNELS_TRITON_AUTOTUNE", "1", "effkernels.backends, at import",
-            "0: every Triton launcher uses one config instead of autotuning (the interpreter always does)",
-            ("0", "1")),
     Setting("EFFKERNELS_BENCH_MODE", "quick", _BENCH,
             "quick (a few minutes on a laptop CPU) or full (every shape, phi 0..7)", ("quick", "full")),
     Setting("EFFKERNELS_BENCH_LEVEL", "", _BENCH, "comma list of levels: op,block,model (default: all)"),
@@ -54,7 +52,13 @@ SETTINGS = {s.name: s for s in (
             "phi list for the op and block levels, e.g. 0,1 or 0-7 (quick: 0,1; full: 0-7)"),
     Setting("EFFKERNELS_BENCH_MODEL_PHI", "", _BENCH,
             "phi list for the model level (quick: 0; full: same as the op/block phi)"),
-    Setting("EFFKERNELS_BENCH_BATCH", "", _BENCH, "batch size of every level (quick: 2; full: 8)"),
+    Setting("EFFKERNELS_BENCH_MODEL_BATCH", "", _BENCH,
+            "comma list of batch sizes for the model level (default: the batch size; full mode on a GPU: 1,32,256)"),
+    Setting("EFFKERNELS_BENCH_MODELS", "", _BENCH,
+            "models the model level times beside EfficientNet-B{phi}: comma list of tf_efficientnet_b0 (timm), "
+            "efficientnet_v2_s (torchvision), or none (quick: none; full: both)"),
+    Setting("EFFKERNELS_BENCH_BATCH", "", _BENCH, "batch size of the op and block levels, and of the model level "
+            "unless EFFKERNELS_BENCH_MODEL_BATCH is set (quick: 2; full: 8)"),
     Setting("EFFKERNELS_BENCH_DTYPE", "", _BENCH, "bf16 | fp16 | fp32 (default: bf16 on a GPU, fp32 on the CPU)"),
     Setting("EFFKERNELS_BENCH_LAYOUT", "", _BENCH, "channels_last (default) | contiguous"),
     Setting("EFFKERNELS_BENCH_OP_SHAPES", "", _BENCH,
@@ -74,15 +78,26 @@ SETTINGS = {s.name: s for s in (
             "seconds for the whole session; cases that would start later skip (default: none)"),
     Setting("EFFKERNELS_BENCH_OUTCOMES", "", _BENCH,
             "also write the session's skips, wrong outputs and device info to this JSON file"),
-    Setting("EFFKERNELS_GPU_CHECK_SECONDS", "450", _GPU, "overall time budget of the GPU check, in seconds"),
-    Setting("EFFKERNELS_GPU_CHECK_DRY_RUN", "0", _GPU, "1: print the check's commands instead of running them",
-            ("0", "1")),
-    Setting("EFFKERNELS_GPU_CHECK_SKIP", "", _GPU, "comma list of steps of the GPU check to leave out"),
-    Setting("EFFKERNELS_GPU_TESTS_SECONDS", "100", _GPU, "time cap of the GPU check's test step, in seconds"),
-    Setting("EFFKERNELS_GPU_SWEEP_ARGS", "", _GPU, "pytest options of the GPU check's benchmark sweep"),
+    Setting("EFFKERNELS_GPU_CHECK_SECONDS", "470", _GPU,
+            "overall time budget of the GPU check, in seconds; every step's limit is taken from it"),
+    Setting("EFFKERNELS_GPU_CHECK_DRY_RUN", "0", _GPU,
+            "1: print the check's steps and their time limits instead of running them", ("0", "1")),
+    Setting("EFFKERNELS_GPU_CHECK_SKIP", "", _GPU,
+            "comma list of steps of the GPU check to leave out (build, errors, tests, sanitizer, tune, sweep)"),
+    Setting("EFFKERNELS_GPU_TESTS", "tests/test_extension.py tests/test_mbconv.py tests/test_dwconv_bn_act.py "
+            "tests/test_squeeze_excite.py tests/test_pointwise_conv.py tests/test_nn.py tests/test_convert.py", _GPU,
+            "pytest arguments of the GPU check's test step (the tests that run kernels on the GPU; the rest runs in CI)"),
+    Setting("EFFKERNELS_GPU_TESTS_SECONDS", "90", _GPU,
+            "time cap of the GPU check's test step (compute-sanitizer runs alongside it), in seconds"),
+    Setting("EFFKERNELS_GPU_TUNE_ARGS", "--models 0-7 --batch 32 --dtype bf16", _GPU,
+            "`python -m effkernels.tune` options of the GPU check's tuning step (the sweep's shapes first)"),
+    Setting("EFFKERNELS_GPU_TUNE_SECONDS", "60", _GPU, "time budget of the GPU check's tuning step, in seconds"),
+    Setting("EFFKERNELS_GPU_SWEEP_ARGS", "--bench-batch 32 --bench-op-shapes 1 --bench-blocks 1 --bench-case-time 0.2",
+            _GPU, "pytest options of the GPU check's benchmark sweep"),
     Setting("EFFKERNELS_GPU_SWEEP_RUN_ARGS", "--mode full", _GPU, "benchmarks/run.py options of the GPU check's sweep"),
     Setting("EFFKERNELS_TEST_CHILD", "", "tests/, internal",
-            "set by a test for the child process it starts (a C++ error path run in isolation); not for users"),
+            "1: the C++ error-path tests run in this process, not in a child (set by those tests for their child, "
+            "and by tools/gpu_check.sh to check every C++ exception in one process); not for users"),
 )}
 
 
@@ -106,13 +121,23 @@ def markdown() -> str:
     return "\n".join(rows)
 
 
+def shell(prefix: str) -> str:
+    """`NAME='value'` lines (current values, shell-quoted) of the settings whose names start with prefix."""
+    import shlex
+
+    return "\n".join(f"{n}={shlex.quote(get(n))}" for n in SETTINGS if n.startswith(prefix))
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv == ["--markdown"]:
         print(markdown())
         return 0
+    if len(argv) == 2 and argv[0] == "--shell":
+        print(shell(argv[1]))
+        return 0
     if argv:
-        print("usage: python -m effkernels._config [--markdown]", file=sys.stderr)
+        print("usage: python -m effkernels._config [--markdown | --shell PREFIX]", file=sys.stderr)
         return 2
     for s in SETTINGS.values():
         print(f"{s.name}={os.environ.get(s.name, s.default)!s:<14} {s.meaning}")

@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from . import _config, _ext
+from . import _ext
 
 BACKENDS = ("triton", "cuda", "cpu", "eager")
 
@@ -24,16 +24,6 @@ _TRITON_INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 def triton_interpreted() -> bool:
     """True when Triton kernels run in the interpreter (TRITON_INTERPRET=1), i.e. on the CPU."""
     return _TRITON_INTERPRETED
-
-
-# EFFKERNELS_TRITON_AUTOTUNE=0 pins one config per kernel (the interpreter always does): the test
-# suite sets it on a GPU, where every new test shape would otherwise compile and time every config.
-_TRITON_AUTOTUNE = not _TRITON_INTERPRETED and _config.get("EFFKERNELS_TRITON_AUTOTUNE") != "0"
-
-
-def triton_autotune() -> bool:
-    """False when the Triton launchers must use a single config (interpreter, or autotuning off)."""
-    return _TRITON_AUTOTUNE
 
 
 def _triton_status():

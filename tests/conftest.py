@@ -6,9 +6,6 @@ import torch
 # before triton is imported anywhere.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
-# On a GPU, one Triton config per kernel: autotuning every new test shape would take minutes
-# (tests that cover each config pin it themselves).
-os.environ.setdefault("EFFKERNELS_TRITON_AUTOTUNE", "0")
 
 import pytest  # noqa: E402
 
@@ -41,6 +38,19 @@ def poisoned_empty(monkeypatch):
         return poison_(t) if t.is_floating_point() else t
 
     monkeypatch.setattr(torch, "empty", nan_empty)
+
+
+@pytest.fixture
+def table_dir(tmp_path, monkeypatch):
+    """A folder for per-device config tables (EFFKERNELS_CONFIG_DIR), searched first; the caches of the tables
+    and of the kernels' picks are dropped before and after."""
+    from effkernels import configs
+
+    monkeypatch.setenv("EFFKERNELS_CONFIG_DIR", str(tmp_path))
+    configs.reload()
+    yield tmp_path
+    monkeypatch.delenv("EFFKERNELS_CONFIG_DIR")
+    configs.reload()
 
 
 def pytest_report_header(config):

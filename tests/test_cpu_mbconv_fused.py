@@ -17,7 +17,7 @@ from effkernels import scaling
 from effkernels._common import ACTIVATIONS
 from helpers import assert_close_to_ref, backends_for
 
-pytestmark = pytest.mark.skipif("cpu" not in backends_for("mbconv_forward_packed"),
+pytestmark = pytest.mark.skipif("cpu" not in backends_for("mbconv_packed"),
                                 reason="the cpu backend (effkernels._C) is not built")
 ops = torch.ops.effkernels
 
@@ -96,7 +96,7 @@ def _run(cls, h, w, n, dtype, channels_last, se, path, threads, act="hardswish",
     torch.set_num_threads(threads)
     try:
         _poison_heap(n * c_out * oh * ow * x.element_size(), dtype)
-        out = ops.mbconv_forward_packed(*args, path)
+        out = ops.mbconv_packed(*args, path)
     finally:
         torch.set_num_threads(before)
     ref = _oracle(x, p, stride, (top, bottom, left, right), residual, act, se_act, gate)
@@ -132,7 +132,7 @@ def test_fused_sizes(cls, h, w):
 
 
 def test_auto_and_plain_weights_match_forced_paths():
-    """mbconv_forward (plain 1x1 weights, packed per call) and path "auto" give the result of the path
+    """mbconv (plain 1x1 weights, packed per call) and path "auto" give the result of the path
     mbconv_path names."""
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(2, 11, 9, 9, generator=gen).contiguous(memory_format=torch.channels_last)
@@ -140,17 +140,16 @@ def test_auto_and_plain_weights_match_forced_paths():
     geom = (1, 1, 1, 9, 9)
     se = (p["w1"], p["b1"], p["w2"], p["b2"])
     codes = (True, ACTIVATIONS["silu"], ACTIVATIONS["silu"], ACTIVATIONS["sigmoid"])
-    path = ops.mbconv_path(x, 66, 3, 1, True)
+    path = ops.mbconv_path(2, 11, 9, 9, 66, 3, 1, True)
     assert path in ("fused", "unfused")
     pack = ops.pack_pointwise_weight
-    forced = ops.mbconv_forward_packed(x, pack(p["ew"]), p["eb"], p["dw"], p["db"], *geom, *se, pack(p["pw"]),
-                                       p["pb"], *codes, path)
-    auto = ops.mbconv_forward_packed(x, pack(p["ew"]), p["eb"], p["dw"], p["db"], *geom, *se, pack(p["pw"]),
-                                     p["pb"], *codes)
-    plain = ops.mbconv_forward(x, p["ew"], p["eb"], p["dw"], p["db"], *geom, *se, p["pw"], p["pb"], *codes)
+    forced = ops.mbconv_packed(x, pack(p["ew"]), p["eb"], p["dw"], p["db"], *geom, *se, pack(p["pw"]), p["pb"],
+                               *codes, path)
+    auto = ops.mbconv_packed(x, pack(p["ew"]), p["eb"], p["dw"], p["db"], *geom, *se, pack(p["pw"]), p["pb"], *codes)
+    plain = ops.mbconv(x, p["ew"], p["eb"], p["dw"], p["db"], *geom, *se, p["pw"], p["pb"], *codes)
     torch.testing.assert_close(auto, forced, rtol=0, atol=0)
     torch.testing.assert_close(plain, forced, rtol=0, atol=0)
-    assert ops.mbconv_path(x, 11, 3, 1, False) == "unfused"
+    assert ops.mbconv_path(2, 11, 9, 9, 11, 3, 1, False) == "unfused"
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
@@ -178,8 +177,8 @@ def test_bad_arguments():
     pack = ops.pack_pointwise_weight
 
     def call(ew=pack(p["ew"]), pw=pack(p["pw"]), path="auto", dw=p["dw"], residual=False):
-        return ops.mbconv_forward_packed(x, ew, p["eb"], dw, p["db"], 1, 1, 1, 9, 9, None, None, None, None, pw,
-                                         p["pb"], residual, 3, 3, 5, path)
+        return ops.mbconv_packed(x, ew, p["eb"], dw, p["db"], 1, 1, 1, 9, 9, None, None, None, None, pw, p["pb"],
+                                 residual, 3, 3, 5, path)
 
     with pytest.raises(RuntimeError, match="expand_w: expected weights from effkernels::pack_pointwise_weight"):
         call(ew=p["ew"])
@@ -194,6 +193,82 @@ def test_bad_arguments():
     with pytest.raises(RuntimeError, match="weight: expected a 2-d"):
         pack(torch.randn(3, 4, 1, 1))
     with pytest.raises(RuntimeError, match="fused.*expand_w"):
-        ops.mbconv_forward_packed(x, None, None, torch.randn(11, 1, 3, 3), torch.randn(11), 1, 1, 1, 9, 9, None, None,
-                                  None, None, pack(torch.randn(13, 11)), torch.randn(13), False, 3, 3, 5, "fused")
+        ops.mbconv_packed(x, None, None, torch.randn(11, 1, 3, 3), torch.randn(11), 1, 1, 1, 9, 9, None, None,
+                          None, None, pack(torch.randn(13, 11)), torch.randn(13), False, 3, 3, 5, "fused")
+    with pytest.raises(RuntimeError, match="mbconv_path: expected"):
+        ops.mbconv_path(1, 11, 9, 9, 66, 3, 3, True)
 
+
+
+# ---------------------------------------------------------------- fakes, layers
+
+
+def _opcheck_cases():
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 11, 9, 7, generator=gen).contiguous(memory_format=torch.channels_last)
+    p = _params(11, 66, 13, 3, True, torch.float32, gen)
+    pack = ops.pack_pointwise_weight
+    block = (x, pack(p["ew"]), p["eb"], p["dw"], p["db"], 2, 0, 0, 5, 4, p["w1"], p["b1"], p["w2"], p["b2"],
+             pack(p["pw"]), p["pb"], False, 3, 3, 5)
+    return {"pack_pointwise_weight": (p["pw"],),
+            "pointwise_conv_packed": (x, pack(p["ew"]), p["eb"], 3, torch.rand(2, 11, generator=gen), None),
+            "mbconv_packed/fused": (*block, "fused"), "mbconv_packed/unfused": (*block, "unfused")}
+
+
+@pytest.mark.parametrize("case", list(_opcheck_cases()))
+def test_opcheck(case):
+    """Schema, fake (meta) kernel and dispatch of the new ops (torch.library.opcheck)."""
+    import effkernels.ops  # noqa: F401  (registers the fakes)
+
+    torch.library.opcheck(getattr(ops, case.split("/")[0]).default, _opcheck_cases()[case])
+
+
+def test_ops_compile_fullgraph():
+    """The packed block traces under torch.compile (the fakes give its output's shape and layout) and gives the
+    eager result."""
+    import effkernels.ops  # noqa: F401
+
+    args = _opcheck_cases()["mbconv_packed/fused"]
+    fn = torch.compile(lambda *a: ops.mbconv_packed(*a), fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(fn(*args), ops.mbconv_packed(*args), rtol=0, atol=0)
+
+
+def test_mbconv_path_under_fake_mode():
+    """mbconv_path takes no tensor, so it answers the same under FakeTensorMode (the compiled layers' case)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    real = ops.mbconv_path(1, 16, 112, 112, 96, 3, 2, True)
+    with FakeTensorMode():
+        assert ops.mbconv_path(1, 16, 112, 112, 96, 3, 2, True) == real
+
+
+def test_layers_pack_once_and_record_paths():
+    """MBConv and the converted InvertedResidual on the cpu backend: the fold carries the packed 1x1 weights
+    (packed at fold time, not per call), cpu_paths records the path per input shape (shown in repr), and
+    the output matches the eager backend's."""
+    tv = pytest.importorskip("torchvision")
+    from effkernels import convert
+    from effkernels.nn import InvertedResidual, MBConv
+
+    torch.manual_seed(5)
+    layer = MBConv(16, 24, 6, 3, 2, backend="cpu").eval()
+    x = torch.randn(1, 16, 13, 11).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        out = layer(x)
+        packed = layer.folded(x)[-1]
+        assert packed is not None and packed[0].dim() == 3 and layer(x).equal(out)
+        assert layer.folded(x)[-1] is packed  # the cache serves the same packed weights
+        ref = layer.forward_fused(x, (*layer.folded(x)[:-1], None))  # plain weights, packed per call
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    key = (1, 16, 13, 11, torch.get_num_threads())
+    assert layer.cpu_paths == {key: ops.mbconv_path(1, 16, 13, 11, 96, 3, 2, True)}
+    assert f"1x16x13x11@{key[-1]}t: {layer.cpu_paths[key]}" in repr(layer)
+
+    model = tv.models.efficientnet_b0().eval()
+    fast = convert(model, backend="cpu")
+    blocks = [m for m in fast.modules() if isinstance(m, (MBConv, InvertedResidual))]
+    assert blocks
+    with torch.no_grad():
+        fast(torch.randn(1, 3, 64, 64))
+    assert all(m.cpu_paths for m in blocks)
+    assert "cpu paths" in str(fast.effkernels_report)

@@ -206,7 +206,7 @@ def test_pointwise_conv(shape, layout, dtype, device, with_scale, with_res):
     assert_close_to_ref(out, ref, dtype)
 
 
-# ---------------------------------------------------------------- mbconv_forward vs torchvision
+# ---------------------------------------------------------------- mbconv vs torchvision
 
 
 def _randomize_(module):
@@ -226,7 +226,7 @@ def _randomize_(module):
 
 
 def _mbconv_args(block):
-    """Folded parameters of a torchvision MBConv in mbconv_forward's order (fp32)."""
+    """Folded parameters of a torchvision MBConv in mbconv's order (fp32)."""
     layers = list(block.block)
     expand = layers.pop(0) if len(layers) == 4 else None
     dw, se, proj = layers
@@ -258,7 +258,7 @@ MB_CASES = [  # (expand, k, stride, C_in, C_out, N, H)
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])
 @pytest.mark.parametrize("case", MB_CASES, ids=str)
-def test_mbconv_forward_vs_torchvision(case, layout, device):
+def test_mbconv_op_vs_torchvision(case, layout, device):
     from torchvision.models.efficientnet import MBConv, MBConvConfig
 
     e, k, s, cin, cout, n, h = case
@@ -270,7 +270,7 @@ def test_mbconv_forward_vs_torchvision(case, layout, device):
     a = _mbconv_args(block.float())
     dev = lambda t: None if t is None else t.to(device)  # noqa: E731
     top, left, oh, ow = conv_geometry(h, h, a["k"], a["stride"], (a["k"] - 1) // 2)
-    out = ops.mbconv_forward(x, dev(a["expand"][0]), dev(a["expand"][1]), dev(a["dw"][0]), dev(a["dw"][1]),
+    out = ops.mbconv(x, dev(a["expand"][0]), dev(a["expand"][1]), dev(a["dw"][0]), dev(a["dw"][1]),
                              a["stride"], top, left, oh, ow, *map(dev, a["se"]), dev(a["proj"][0]), dev(a["proj"][1]),
                              a["residual"], ACTIVATIONS["silu"], ACTIVATIONS["silu"], ACTIVATIONS["sigmoid"])
     expect_layout(out, x)
@@ -279,14 +279,14 @@ def test_mbconv_forward_vs_torchvision(case, layout, device):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_mbconv_forward_same_padding_vs_reference(dtype, device):
+def test_mbconv_op_same_padding_vs_reference(dtype, device):
     """TF-same padding (asymmetric at stride 2 on even sizes), no SE, relu, vs mbconv_ref."""
     n, cin, cexp, cout, h, k, s = 2, 24, 144, 40, 16, 5, 2
     x = make_x((n, cin, h, h), "channels_last", dtype, device)
     p = lambda *shape: (torch.randn(*shape) / (shape[-1] ** 0.5)).to(device, dtype)  # noqa: E731
     ew, eb, dww, dwb, pw, pb = p(cexp, cin), p(cexp), p(cexp, 1, k, k), p(cexp), p(cout, cexp), p(cout)
     top, left, oh, ow = conv_geometry(h, h, k, s, "same")
-    out = ops.mbconv_forward(x, ew, eb, dww, dwb, s, top, left, oh, ow, None, None, None, None, pw, pb, False,
+    out = ops.mbconv(x, ew, eb, dww, dwb, s, top, left, oh, ow, None, None, None, None, pw, pb, False,
                              ACTIVATIONS["relu"], ACTIVATIONS["silu"], ACTIVATIONS["sigmoid"])
     ref = R.mbconv_ref(d64(x), d64(ew), d64(eb), d64(dww), d64(dwb), s, "same", None, None, None, None, d64(pw),
                        d64(pb), False, "relu")
@@ -346,10 +346,10 @@ def test_error_messages(device):
                       torch.randn(3, device=device), torch.randn(8, 4, device=device), torch.randn(8, device=device),
                       silu, ACTIVATIONS["sigmoid"])
     with pytest.raises(RuntimeError, match=r"expand_w/expand_b: expected both or neither"):
-        ops.mbconv_forward(x, torch.randn(16, 8, device=device), None, w, b, 1, 1, 1, 9, 9, None, None, None, None,
+        ops.mbconv(x, torch.randn(16, 8, device=device), None, w, b, 1, 1, 1, 9, 9, None, None, None, None,
                            torch.randn(8, 8, device=device), b, False, silu, silu, ACTIVATIONS["sigmoid"])
     with pytest.raises(RuntimeError, match=r"residual: needs an output shaped like x"):
-        ops.mbconv_forward(x, None, None, w, b, 2, 1, 1, 5, 5, None, None, None, None,
+        ops.mbconv(x, None, None, w, b, 2, 1, 1, 5, 5, None, None, None, None,
                            torch.randn(8, 8, device=device), b, True, silu, silu, ACTIVATIONS["sigmoid"])
 
 
@@ -422,10 +422,10 @@ def _opcheck_args(name, device):
     if name == "pointwise_conv":
         return (x, t(8, 8), t(8), 3, torch.rand(2, 8, device=device), t(2, 8, 9, 9))
     return (x, t(16, 8), t(16), t(16, 1, 3, 3), t(16), 1, 1, 1, 9, 9, t(2, 16), t(2), t(16, 2), t(16), t(8, 16), t(8),
-            True, 3, 3, 5)  # mbconv_forward
+            True, 3, 3, 5)  # mbconv
 
 
-OPS = ["dwconv_bn_act", "channel_sums", "se_excite", "se_scale", "pointwise_conv", "mbconv_forward"]
+OPS = ["dwconv_bn_act", "channel_sums", "se_excite", "se_scale", "pointwise_conv", "mbconv"]
 
 
 @pytest.mark.parametrize("device", DEVICES)

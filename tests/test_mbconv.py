@@ -18,7 +18,7 @@ from helpers import backends_for, assert_close_to_ref
 pytestmark = pytest.mark.usefixtures("on_device")
 
 
-BACKENDS = backends_for("mbconv_forward")
+BACKENDS = backends_for("mbconv")
 HAS_TRITON = "triton" in BACKENDS
 
 
@@ -187,7 +187,8 @@ _NO_KERNEL = {"empty", "empty_strided", "new_empty", "new_empty_strided", "view"
 
 
 def _kernels(fn):
-    """Run fn; return (triton kernels launched, other aten ops that would run a device kernel).
+    """Run fn; return (triton kernels launched, other aten ops that would run a device kernel, effkernels
+    ops that went through the torch dispatcher).
 
     Patches triton's launch entry points and walks into the effkernels_triton custom ops (a
     TorchDispatchMode otherwise sees them as one opaque call), so a zero-fill or copy inside a
@@ -196,7 +197,7 @@ def _kernels(fn):
     import triton.runtime.interpreter as interp
     import triton.runtime.jit as jit
 
-    launched, hidden, depth = [], [], [0]
+    launched, hidden, dispatched, depth = [], [], [], [0]
     originals = {cls: cls.run for cls in (interp.InterpretedFunction, jit.JITFunction)}
 
     def patched(cls):
@@ -215,6 +216,8 @@ def _kernels(fn):
             kwargs = kwargs or {}
             if depth[0]:
                 return func(*args, **kwargs)
+            if func.namespace.startswith("effkernels"):
+                dispatched.append(str(func))
             if func.namespace == "effkernels_triton":
                 with self:  # run the op's Python body under this mode
                     return OPDEFS[func._schema.name]._init_fn(*args, **kwargs)
@@ -230,7 +233,7 @@ def _kernels(fn):
     finally:
         for cls, run in originals.items():
             cls.run = run
-    return launched, hidden
+    return launched, hidden, dispatched
 
 
 LAUNCH_CASES = [  # (expand, se): expected Triton launches
@@ -254,11 +257,12 @@ def _launch_block(expand, se):
 @pytest.mark.parametrize("expand,se,expected", LAUNCH_CASES)
 def test_triton_launches(expand, se, expected):
     """At most 4 Triton kernels per block (3 when expand ratio is 1): expand, dw (+ SE sums),
-    excite, project (+ scale, residual)."""
+    excite, project (+ scale, residual); called eagerly, the launchers directly: no effkernels op
+    enters the torch dispatcher (a custom-op hop costs more than the kernel on small layers)."""
     fn = _launch_block(expand, se)
-    fn()  # on a GPU the first call autotunes (many launches); count a warm call
-    launched, _ = _kernels(fn)
+    launched, _, dispatched = _kernels(fn)
     assert len(launched) == expected, launched
+    assert dispatched == [], dispatched
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
@@ -266,20 +270,16 @@ def test_triton_launches(expand, se, expected):
 def test_no_hidden_kernels(expand, se, expected):
     """Nothing but the Triton launches runs a kernel: no zero-fills, copies or casts around them."""
     fn = _launch_block(expand, se)
-    fn()
-    launched, hidden = _kernels(fn)
+    launched, hidden, _ = _kernels(fn)
     assert len(launched) == expected and hidden == [], (launched, hidden)
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="triton cannot run here")
-@pytest.mark.parametrize("extra_rows", [False, True], ids=["table-rows", "extra-rows"])
 @pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
-def test_partial_sums_poisoned(monkeypatch, extra_rows, channels_last):
+def test_partial_sums_poisoned(monkeypatch, channels_last):
     """The dw kernel's [N, P_blocks, C] partial sums come uninitialised: NaN-fill them, so a slot the
-    dw kernel does not write, or a row se_excite reads that it should not, shows in the output.
-    First call: the autotuner has not picked, the buffer has rows for the table's smallest BLOCK_P
-    (extra-rows: for BLOCK_P = 8, more than any config needs) and only the winner's may be read;
-    second call: exactly the rows of the remembered pick."""
+    dw kernel does not write, or a row se_excite reads that it should not, shows in the output. The
+    buffer has exactly the rows of the tile the launcher picked, on every call."""
     import effkernels.triton.dwconv_bn_act as tri
 
     alloc = tri._empty_partials
@@ -290,9 +290,6 @@ def test_partial_sums_poisoned(monkeypatch, extra_rows, channels_last):
         return alloc(n, r, c, device).fill_(float("nan"))
 
     monkeypatch.setattr(tri, "_empty_partials", poisoned)
-    monkeypatch.setattr(tri, "_TUNED", {})  # the first call allocates before the autotuner picks
-    if extra_rows:
-        monkeypatch.setattr(tri, "_alloc_block_p", lambda tuner: 8)
     block = _torchvision_block(6, 3, 1, 16, 16)
     x = torch.randn(2, 16, 11, 13)  # 143 pixels: several pixel blocks of most configs
     if channels_last:
@@ -302,9 +299,9 @@ def test_partial_sums_poisoned(monkeypatch, extra_rows, channels_last):
         ref = copy.deepcopy(block).double()(x.double())
         first = mbconv(x, *params, backend="triton")
         second = mbconv(x, *params, backend="triton")
-    tuner = tri._dwconv_nhwc_kernel if channels_last else tri._dwconv_strided_kernel
-    picked = next(iter(tri._TUNED.values())).kwargs["BLOCK_P"]
-    assert rows == [-(-143 // tri._alloc_block_p(tuner)), -(-143 // picked)]
+    table = tri.NHWC if channels_last else tri.STRIDED
+    picked = table.pick(("fp32", 2, params[2].shape[0], 11, 13, 3, 1), x.device).kwargs["BLOCK_P"]
+    assert rows == [-(-143 // picked)] * 2
     assert_close_to_ref(first, ref, torch.float32)
     assert_close_to_ref(second, ref, torch.float32)
 

@@ -17,7 +17,7 @@ tv_eff = pytest.importorskip("torchvision.models.efficientnet")
 from torchvision.ops.misc import Conv2dNormActivation, SqueezeExcitation  # noqa: E402
 
 
-def backend_or_skip(name, op="mbconv_forward"):
+def backend_or_skip(name, op="mbconv"):
     """Skip when `name` cannot run the C++ op `op` (schema name) on CPU tensors here, with the reason."""
     ok, why = effkernels.backends_available()[name]
     if not ok:
@@ -40,10 +40,10 @@ def randomize_bn_(model):
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.3, 0.3)
+                for t, lo, hi in ((m.running_mean, -0.5, 0.5), (m.running_var, 0.5, 2.0), (m.weight, 0.5, 1.5),
+                                  (m.bias, -0.3, 0.3)):
+                    if t is not None:  # affine=False, track_running_stats=False
+                        t.uniform_(lo, hi)
     return model
 
 
@@ -116,13 +116,16 @@ def test_mbconv_train_mode_is_torchvision_training_math():
         torch.testing.assert_close(ours(x), ours(x))
 
 
-def test_mbconv_folds_once_and_refolds_on_change(monkeypatch):
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_mbconv_folds_once_and_refolds_on_change(monkeypatch, mode):
+    """Built outside inference_mode, the layer's tensors keep version counters, bumped by in-place edits
+    and load_state_dict under torch.inference_mode too: it folds once, and again only after a change."""
     tv, ours = mbconv_pair(6, 3, 1, 16, 16, "eager")
     calls = []
     fold = enn.MBConv._fold
     monkeypatch.setattr(enn.MBConv, "_fold", lambda self: calls.append(1) or fold(self))
     x = torch.randn(2, 16, 8, 8)
-    with torch.no_grad():
+    with mode():
         ours(x)
         ours(x)
         assert len(calls) == 1, "folded per call"
@@ -130,28 +133,39 @@ def test_mbconv_folds_once_and_refolds_on_change(monkeypatch):
         ours.load_state_dict(tv2.state_dict())
         assert_close_to_ref(ours(x), tv2.double()(x.double()), torch.float32, what="after load_state_dict")
         assert len(calls) == 2
-        ours.block[1][1].running_var.mul_(3.0)  # in-place edit of a buffer
+        ours.block[1][1].running_var.mul_(3.0)  # in-place edits of a buffer and of an SE bias
         tv2.block[1][1].running_var.mul_(3.0)
+        ours.block[2].fc1.bias.add_(0.25)
+        tv2.block[2].fc1.bias.add_(0.25)
         assert_close_to_ref(ours(x), tv2(x.double()), torch.float32, what="after in-place edit")
         assert len(calls) == 3
+        assert not any(p.is_inference() for p in ours.parameters())
+    with torch.no_grad():
         ours.half()  # .to(dtype) replaces the tensors
         assert_close_to_ref(ours(x.half()), tv2(x.double()), torch.float16, what="after .half()")
         assert len(calls) == 4
 
 
 def test_mbconv_under_inference_mode():
-    """Layers built or converted under torch.inference_mode hold inference tensors (no version
-    counter): the fold cache must still work, and refold when the tensors are replaced."""
+    """Layers built under torch.inference_mode hold inference tensors (no version counter, so an
+    in-place edit leaves no trace): they fold on every call, with a warning, and never serve stale
+    weights: after load_state_dict, an in-place edit after a forward, or .half()."""
     tv = tv_mbconv(6, 3, 1, 16, 16).eval()
-    randomize_bn_(tv)
     x = torch.randn(2, 16, 8, 8)
     with torch.inference_mode():
         ours = enn.MBConv(16, 16, 6, 3, 1, backend="eager").eval()
         ours.load_state_dict(tv.state_dict())
         assert all(p.is_inference() for p in ours.parameters())
-        assert_close_to_ref(ours(x), tv.double()(x.double()), torch.float32)
-        ours.half()  # new tensors: seen through data_ptr
-        assert_close_to_ref(ours(x.half()), tv.double()(x.double()), torch.float16)
+        with pytest.warns(UserWarning, match="holds inference tensors"):
+            assert_close_to_ref(ours(x), tv.double()(x.double()), torch.float32)
+        tv2 = tv_mbconv(6, 3, 1, 16, 16).eval()
+        ours.load_state_dict(tv2.state_dict())  # in place into the inference tensors
+        assert_close_to_ref(ours(x), tv2.double()(x.double()), torch.float32, what="after load_state_dict")
+        ours.block[1][1].running_var.mul_(3.0)  # in place, after a forward
+        tv2.block[1][1].running_var.mul_(3.0)
+        assert_close_to_ref(ours(x), tv2(x.double()), torch.float32, what="after in-place edit")
+        ours.half()
+        assert_close_to_ref(ours(x.half()), tv2(x.double()), torch.float16, what="after .half()")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -198,11 +212,11 @@ def test_mbconv_torch_compile(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("padding", ["symmetric", "same"])
 @pytest.mark.parametrize("k,stride,hw", [(3, 1, (9, 9)), (5, 2, (10, 11)), (3, 2, (8, 8))])
-def test_fused_dwconv_bn_act(backend, padding, k, stride, hw):
+def test_dwconv_bn_act(backend, padding, k, stride, hw):
     """Against torch Conv2d (symmetric) or timm's Conv2dSame (TF SAME), + BN + SiLU, in float64."""
     backend = backend_or_skip(backend, "dwconv_bn_act")
     c = 24
-    ours = enn.FusedDWConvBNAct(c, k, stride, padding=padding, backend=backend)
+    ours = enn.DWConvBNAct(c, k, stride, padding=padding, backend=backend)
     if padding == "same":
         conv_same = pytest.importorskip("timm.layers").Conv2dSame
         conv = conv_same(c, c, k, stride, groups=c, bias=False)
@@ -305,6 +319,76 @@ def test_conv_bn_act_torch_compile():
         assert_close_to_ref(compiled(x), tv.double()(x.double()), torch.float32)
 
 
+def tv_fused_mbconv(e, k, s, i, o, sd=0.0):
+    return randomize_bn_(tv_eff.FusedMBConv(tv_eff.FusedMBConvConfig(e, k, s, i, o, 1), sd, nn.BatchNorm2d))
+
+
+FUSED_CONFIGS = [  # (expand, k, stride, in, out): expand 1 (no projection, residual), stride 2, residual
+    (1, 3, 1, 24, 24),
+    (4, 3, 2, 24, 48),
+    (4, 3, 1, 48, 48),
+    (1, 3, 2, 16, 24),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cfg", FUSED_CONFIGS)
+def test_fused_mbconv_matches_torchvision(cfg, backend):
+    """Same keys as torchvision's FusedMBConv; eval output against it in float64; train mode is
+    exactly its math (same ops, same stochastic depth draws)."""
+    backend = backend_or_skip(backend, "pointwise_conv")
+    e, k, s, i, o = cfg
+    tv = tv_fused_mbconv(*cfg, sd=0.5).eval()
+    ours = enn.FusedMBConv(i, o, e, k, s, stochastic_depth_prob=0.5, backend=backend).eval()
+    assert {n: t.shape for n, t in tv.state_dict().items()} == {n: t.shape for n, t in ours.state_dict().items()}
+    ours.load_state_dict(tv.state_dict(), strict=True)
+    assert ours.use_res_connect == tv.use_res_connect and ours.has_project == (e != 1)
+    x = torch.randn(2, i, 11, 10)
+    with torch.no_grad():
+        assert_close_to_ref(ours(x), copy.deepcopy(tv).double()(x.double()), torch.float32)
+    tv.train(), ours.train()
+    torch.manual_seed(1)
+    ref = tv(x)
+    torch.manual_seed(1)
+    torch.testing.assert_close(ours(x), ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("stride,hw", [(2, (10, 11)), (1, (9, 8))])
+def test_fused_mbconv_same_padding_and_se(backend, stride, hw):
+    """padding="same" (TF SAME, asymmetric on even sizes at stride 2) with a squeeze-excitation,
+    against timm's EdgeResidual (its own Conv2dSame padding) with the same weights."""
+    backend = backend_or_skip(backend, "se_excite")
+    blocks = pytest.importorskip("timm.models._efficientnet_blocks")
+    se_layer = partial(blocks.SqueezeExcite, rd_channels=6, act_layer=nn.SiLU)
+    ref = randomize_bn_(blocks.EdgeResidual(16, 16 if stride == 1 else 24, exp_kernel_size=3, stride=stride,
+                                            pad_type="same", exp_ratio=4, act_layer=nn.SiLU, se_layer=se_layer)).eval()
+    ours = enn.FusedMBConv(16, 16 if stride == 1 else 24, 4, 3, stride, squeeze_channels=6, padding="same",
+                           backend=backend).eval()
+    names = {"conv_exp": "block.0.0", "bn1": "block.0.1", "se.conv_reduce": "block.1.fc1",
+             "se.conv_expand": "block.1.fc2", "conv_pwl": "block.2.0", "bn2": "block.2.1"}
+    ours.load_state_dict({names[k.rsplit(".", 1)[0]] + "." + k.rsplit(".", 1)[1]: v
+                          for k, v in ref.state_dict().items()}, strict=True)
+    x = torch.randn(2, 16, *hw)
+    with torch.no_grad():
+        assert_close_to_ref(ours(x), copy.deepcopy(ref).double()(x.double()), torch.float32)
+        assert_close_to_ref(ours.train()(x), copy.deepcopy(ref).train()(x), torch.float32, what="train")
+
+
+def test_conv_bn_act_same_padding():
+    """ConvBNAct(padding="same") against timm's Conv2dSame + BN + SiLU (stride 2, even and odd sizes)."""
+    conv_same = pytest.importorskip("timm.layers").Conv2dSame
+    ref = randomize_bn_(nn.Sequential(conv_same(3, 16, 3, 2, bias=False), nn.BatchNorm2d(16), nn.SiLU())).eval()
+    ours = enn.ConvBNAct(3, 16, 3, 2, "same").eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    with torch.no_grad():
+        for hw in ((10, 10), (11, 8)):
+            x = torch.randn(2, 3, *hw)
+            assert_close_to_ref(ours(x), copy.deepcopy(ref).double()(x.double()), torch.float32)
+            torch.testing.assert_close(ours.train()(x), ref.train()(x))
+            ours.eval(), ref.eval()
+
+
 def test_bad_arguments_name_the_argument():
     with pytest.raises(ValueError, match="backend"):
         enn.MBConv(16, 16, 6, 3, 1, backend="tpu")
@@ -322,6 +406,14 @@ def test_bad_arguments_name_the_argument():
         enn.ConvBNAct(3, 16, 3, 2, activation="gelu")
     with pytest.raises(ValueError, match="backend"):
         enn.ConvBNAct(3, 16, 3, 2, backend="tpu")
+    with pytest.raises(ValueError, match="padding"):
+        enn.ConvBNAct(3, 16, (3, 5), 2, "same")
+    with pytest.raises(ValueError, match="stride"):
+        enn.FusedMBConv(16, 16, 4, 3, 3)
+    with pytest.raises(ValueError, match="squeeze_channels"):
+        enn.FusedMBConv(16, 16, 4, 3, 1, squeeze_channels=-1)
+    with pytest.raises(ValueError, match="padding"):
+        enn.FusedMBConv(16, 16, 4, 3, 1, padding="valid")
 
 
 def test_unavailable_backend_says_why():

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "../channel_sums.h"
 #include "vec.h"
 
 namespace effkernels::cpu {
@@ -44,7 +45,7 @@ void sums_nchw(const T* x, float* sums, int64_t planes, int64_t HW) {
 }
 
 at::Tensor channel_sums_cpu(const at::Tensor& x_in) {
-  check_channel_sums_arg(x_in);
+  check_channel_sums_args(x_in);
   check_cpu_capability();
   const at::Tensor x = dense_in_layout(x_in);
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);

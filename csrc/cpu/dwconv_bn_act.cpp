@@ -19,6 +19,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "../dwconv_bn_act.h"
+#include "../static_switch.h"
 #include "dw_pixels.h"
 
 namespace effkernels::cpu {
@@ -216,18 +218,7 @@ std::tuple<at::Tensor, at::Tensor> dwconv_bn_act_cpu(const at::Tensor& x_in, con
       dw_ring<scalar_t, K, S>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), wpk.const_data_ptr<float>(),
                               bpk.const_data_ptr<float>(), part, g, Cp, tiles, rows_per_tile, act);
     };
-    // k (1, 3, 5, 7) and stride (1, 2) are compile-time: the input column of (output column i, tap kw)
-    // is then a constant offset, so overlapping taps share loads and addressing folds away.
-    auto with_stride = [&](auto kconst) {
-      if (stride == 1) run(kconst, std::integral_constant<int, 1>{});
-      else run(kconst, std::integral_constant<int, 2>{});
-    };
-    switch (k) {
-      case 1: with_stride(std::integral_constant<int, 1>{}); break;
-      case 3: with_stride(std::integral_constant<int, 3>{}); break;
-      case 5: with_stride(std::integral_constant<int, 5>{}); break;
-      default: with_stride(std::integral_constant<int, 7>{}); break;
-    }
+    dw_static_switch(k, stride, run);
   });
   if (se_sums) sums.copy_(partial.sum(1).narrow(1, 0, g.C));
   return {in_layout_of(out, x_in), sums};

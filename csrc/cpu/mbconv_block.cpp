@@ -11,7 +11,7 @@
 //            cache. Blocks without an expand conv always take this path (there is nothing to fuse).
 // Then, on both paths: SE excite on the sums (se_excite), and the project GEMM with the SE scale folded
 // into a per-sample copy of its weight panels, bias and residual in its epilogue.
-// Ops: mbconv_forward (plain 1x1 weights, packed per call), mbconv_forward_packed (weights from
+// Ops: mbconv (plain 1x1 weights, packed per call), mbconv_packed (weights from
 // pack_pointwise_weight, the path forced or "auto"), mbconv_path (which path "auto" takes),
 // pack_pointwise_weight, pointwise_conv_packed (a 1x1 conv on packed weights: stems' and heads' 1x1s).
 #include <ATen/Parallel.h>
@@ -21,6 +21,7 @@
 
 #include "../mbconv.h"
 #include "../op_handle.h"
+#include "../static_switch.h"
 #include "dw_pixels.h"
 #include "gemm.h"
 
@@ -207,21 +208,11 @@ std::tuple<Tensor, Tensor> expand_dw_fused(const Tensor& x, const Tensor& ewp, c
   EFFK_DISPATCH_FLOAT(x.scalar_type(), "mbconv_fused_cpu", [&] {
     const Tensor ebt = eb.to(x.scalar_type()).contiguous();
     for (int64_t p = 0; p < panels_of(g.C); ++p) panel_bias(ebt.const_data_ptr<scalar_t>(), g.C, p, ebias.data() + p * kNR);
-    auto run = [&](auto kc, auto sc) {
+    dw_static_switch(K, S, [&](auto kc, auto sc) {
       fused_expand_dw<scalar_t, decltype(kc)::value, decltype(sc)::value>(
           x.const_data_ptr<scalar_t>(), g, ewp.const_data_ptr<float>(), ebias.data(), wpk.data(), bpk.data(), Cp,
           d.mutable_data_ptr<scalar_t>(), se ? partial.data() : nullptr, plan, act);
-    };
-    auto with_stride = [&](auto kc) {
-      if (S == 1) run(kc, std::integral_constant<int, 1>{});
-      else run(kc, std::integral_constant<int, 2>{});
-    };
-    switch (K) {
-      case 1: with_stride(std::integral_constant<int, 1>{}); break;
-      case 3: with_stride(std::integral_constant<int, 3>{}); break;
-      case 5: with_stride(std::integral_constant<int, 5>{}); break;
-      default: with_stride(std::integral_constant<int, 7>{}); break;
-    }
+    });
   });
   if (se) {
     float* s = sums.mutable_data_ptr<float>();
@@ -237,8 +228,17 @@ std::tuple<Tensor, Tensor> expand_dw_fused(const Tensor& x, const Tensor& ewp, c
 
 enum class Path { Fused, Unfused };
 
-// Which path "auto" takes for a block (measured, see mbconv_path's registration).
-Path choose_path(bool has_expand) { return has_expand ? Path::Fused : Path::Unfused; }
+// Which path "auto" takes for a block with input [n, c_in, h, w], c_exp expanded channels, a k x k depthwise
+// conv of stride s, at the current thread count.
+Path choose_path(int64_t n, int64_t c_in, int64_t h, int64_t w, int64_t c_exp, int64_t k, int64_t s,
+                 bool has_expand) {
+  (void)n, (void)c_in, (void)h, (void)w, (void)c_exp, (void)k, (void)s;
+  return has_expand ? Path::Fused : Path::Unfused;
+}
+
+Path choose_path(const Tensor& x, const Tensor& dw_w, int64_t stride, bool has_expand) {
+  return choose_path(x.size(0), x.size(1), x.size(2), x.size(3), dw_w.size(0), dw_w.size(2), stride, has_expand);
+}
 
 const char* path_name(Path p) { return p == Path::Fused ? "fused" : "unfused"; }
 
@@ -361,8 +361,8 @@ Tensor pointwise_conv_packed(const Tensor& x_in, const Tensor& wp, const Tensor&
   return in_layout_of(pointwise(x, wp, bias, static_cast<int>(activation), scale, residual ? &r : nullptr), x_in);
 }
 
-Path parse_path(c10::string_view path, bool has_expand) {
-  if (path == "auto") return choose_path(has_expand);
+Path parse_path(c10::string_view path, const Tensor& x, const Tensor& dw_w, int64_t stride, bool has_expand) {
+  if (path == "auto") return choose_path(x, dw_w, stride, has_expand);
   if (path == "fused") {
     EFFK_CHECK_ARG(has_expand, "path", "\"fused\" computes the expand conv inside the depthwise kernel: it needs expand_w");
     return Path::Fused;
@@ -371,24 +371,22 @@ Path parse_path(c10::string_view path, bool has_expand) {
   return Path::Unfused;
 }
 
-Tensor mbconv_forward_packed(const Tensor& x, const OptT& ewp, const OptT& eb, const Tensor& dw_w, const Tensor& dw_b,
-                             int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w,
-                             const OptT& se_w1, const OptT& se_b1, const OptT& se_w2, const OptT& se_b2,
-                             const Tensor& pwp, const Tensor& pb, bool residual, int64_t activation,
-                             int64_t se_activation, int64_t se_gate, c10::string_view path) {
+Tensor mbconv_packed(const Tensor& x, const OptT& ewp, const OptT& eb, const Tensor& dw_w, const Tensor& dw_b,
+                     int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w, const OptT& se_w1,
+                     const OptT& se_b1, const OptT& se_w2, const OptT& se_b2, const Tensor& pwp, const Tensor& pb,
+                     bool residual, int64_t activation, int64_t se_activation, int64_t se_gate, c10::string_view path) {
   const int64_t c_exp = check_block(x, ewp, eb, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2,
                                     se_b2, pwp, pb, residual, activation, se_activation, se_gate);
   if (ewp) check_packed(*ewp, "expand_w", x.size(1), c_exp);
   check_packed(pwp, "proj_w", c_exp, pb.size(0));
   return block(x, ewp, eb, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2, se_b2, pwp, pb,
-               residual, activation, se_activation, se_gate, parse_path(path, ewp.has_value()));
+               residual, activation, se_activation, se_gate, parse_path(path, x, dw_w, stride, ewp.has_value()));
 }
 
-Tensor mbconv_forward_cpu(const Tensor& x, const OptT& expand_w, const OptT& expand_b, const Tensor& dw_w,
-                          const Tensor& dw_b, int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h,
-                          int64_t out_w, const OptT& se_w1, const OptT& se_b1, const OptT& se_w2, const OptT& se_b2,
-                          const Tensor& proj_w, const Tensor& proj_b, bool residual, int64_t activation,
-                          int64_t se_activation, int64_t se_gate) {
+Tensor mbconv_cpu(const Tensor& x, const OptT& expand_w, const OptT& expand_b, const Tensor& dw_w, const Tensor& dw_b,
+                  int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w, const OptT& se_w1,
+                  const OptT& se_b1, const OptT& se_w2, const OptT& se_b2, const Tensor& proj_w, const Tensor& proj_b,
+                  bool residual, int64_t activation, int64_t se_activation, int64_t se_gate) {
   const int64_t c_exp = check_block(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1,
                                     se_b1, se_w2, se_b2, proj_w, proj_b, residual, activation, se_activation, se_gate);
   if (expand_w) check_param(*expand_w, "expand_w", {c_exp, x.size(1)}, x);
@@ -396,23 +394,28 @@ Tensor mbconv_forward_cpu(const Tensor& x, const OptT& expand_w, const OptT& exp
   const OptT ewp = expand_w ? OptT(pack_panels(*expand_w)) : OptT();
   return block(x, ewp, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2, se_b2,
                pack_panels(proj_w), proj_b, residual, activation, se_activation, se_gate,
-               choose_path(expand_w.has_value()));
-}
-
-std::string mbconv_path(const Tensor& x, int64_t c_exp, int64_t kernel, int64_t stride, bool has_expand) {
-  check_activation_tensor(x, "x");
-  (void)c_exp, (void)kernel, (void)stride;
-  return path_name(choose_path(has_expand));
+               choose_path(x, dw_w, stride, expand_w.has_value()));
 }
 
 }  // namespace
 
+std::string mbconv_path(int64_t batch, int64_t c_in, int64_t height, int64_t width, int64_t c_exp, int64_t kernel,
+                        int64_t stride, bool has_expand) {
+  EFFK_CHECK_ARG(batch >= 0 && c_in >= 1 && height >= 1 && width >= 1 && c_exp >= 1 && kernel >= 1 &&
+                     (stride == 1 || stride == 2),
+                 "mbconv_path", "expected batch >= 0, positive sizes and stride 1 or 2, got batch ", batch, ", c_in ",
+                 c_in, ", ", height, "x", width, ", c_exp ", c_exp, ", kernel ", kernel, ", stride ", stride);
+  return path_name(choose_path(batch, c_in, height, width, c_exp, kernel, stride, has_expand));
+}
+
 TORCH_LIBRARY_IMPL(effkernels, CPU, m) {
-  m.impl("mbconv_forward", &mbconv_forward_cpu);
-  m.impl("mbconv_forward_packed", &mbconv_forward_packed);
-  m.impl("mbconv_path", &mbconv_path);
+  m.impl("mbconv", &mbconv_cpu);
+  m.impl("mbconv_packed", &mbconv_packed);
   m.impl("pack_pointwise_weight", &pack_pointwise_weight);
   m.impl("pointwise_conv_packed", &pointwise_conv_packed);
 }
+
+// No tensor argument, so no dispatch key: the one kernel for every key.
+TORCH_LIBRARY_IMPL(effkernels, CompositeExplicitAutograd, m) { m.impl("mbconv_path", &mbconv_path); }
 
 }  // namespace effkernels::cpu

@@ -12,6 +12,7 @@
 #include <torch/library.h>
 
 #include "../op_handle.h"
+#include "../pointwise_conv.h"
 #include "vec.h"
 
 namespace effkernels::cpu {

@@ -2,6 +2,7 @@
 // Two small fp32 GEMMs through ATen and in-place activations: the work is N x C x S, tiny.
 #include <torch/library.h>
 
+#include "../se_excite.h"
 #include "vec.h"
 
 namespace effkernels::cpu {

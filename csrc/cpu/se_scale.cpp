@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "../se_scale.h"
 #include "vec.h"
 
 namespace effkernels::cpu {
@@ -43,8 +44,7 @@ void scale_nchw(const T* x, const float* scale, T* out, int64_t planes, int64_t 
 }
 
 at::Tensor se_scale_cpu(const at::Tensor& x_in, const at::Tensor& scale_in) {
-  check_activation_tensor(x_in, "x");
-  check_scale(scale_in, x_in, x_in.size(1));
+  check_se_scale_args(x_in, scale_in);
   check_cpu_capability();
   const at::Tensor x = dense_in_layout(x_in), scale = scale_in.contiguous();
   at::Tensor out = empty_in_layout(x, x.sizes());

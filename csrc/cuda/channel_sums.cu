@@ -3,6 +3,7 @@
 // reductions, one atomicAdd per (block, channel).
 #include <torch/library.h>
 
+#include "../channel_sums.h"
 #include "utils.cuh"
 
 namespace effkernels::cuda {
@@ -50,7 +51,7 @@ __global__ void __launch_bounds__(kThreads) sums_nchw_kernel(const T* __restrict
 }
 
 at::Tensor channel_sums_cuda(const at::Tensor& x_in) {
-  check_channel_sums_arg(x_in);
+  check_channel_sums_args(x_in);
   EFFK_CHECK_ARG(x_in.is_cuda(), "x", "expected a CUDA tensor, got one on ", x_in.device());
   EFFK_CHECK_ARG(x_in.size(2) * x_in.size(3) < (int64_t{1} << 31), "x", "expected H*W below 2^31");
   c10::cuda::CUDAGuard guard(x_in.device());

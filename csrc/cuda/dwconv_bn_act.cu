@@ -6,6 +6,8 @@
 // atomicAdd per (block, channel). Offsets into x/out are 64-bit.
 #include <torch/library.h>
 
+#include "../dwconv_bn_act.h"
+#include "../static_switch.h"
 #include "utils.cuh"
 
 namespace effkernels::cuda {
@@ -18,14 +20,13 @@ struct Geom {
   int C, H, W, OH, OW, stride, pad_t, pad_l, k, act;
 };
 
-// K = 0: k from g.k at run time; K = 3, 5 unrolled.
-template <typename T, int K>
+// K, S: kernel size and stride (dw_static_switch).
+template <typename T, int K, int S>
 __global__ void __launch_bounds__(kThreads) dw_nhwc_kernel(const T* __restrict__ x, T* __restrict__ out,
                                                            const float* __restrict__ w, const float* __restrict__ bias,
                                                            float* __restrict__ sums, Geom g, bool vec_ok, int tiles,
                                                            int pix_per_tile) {
   constexpr int V = kVec<T>;
-  const int k = K ? K : g.k;
   const int n = blockIdx.x / tiles, tile = blockIdx.x % tiles;
   const int c0 = (blockIdx.y * blockDim.x + threadIdx.x) * V;
   const int nv = min(V, g.C - c0);  // <= 0: thread idle (still joins the reduction)
@@ -40,21 +41,21 @@ __global__ void __launch_bounds__(kThreads) dw_nhwc_kernel(const T* __restrict__
   }
   for (int p = tile * pix_per_tile + threadIdx.y; nv > 0 && p < p_end; p += blockDim.y) {
     const int oh = p / g.OW, ow = p - oh * g.OW;
-    const int ih0 = oh * g.stride - g.pad_t, iw0 = ow * g.stride - g.pad_l;
+    const int ih0 = oh * S - g.pad_t, iw0 = ow * S - g.pad_l;
     float acc[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) acc[v] = b[v];
 #pragma unroll
-    for (int kh = 0; kh < k; ++kh) {
+    for (int kh = 0; kh < K; ++kh) {
       const int ih = ih0 + kh;
       if (ih < 0 || ih >= g.H) continue;
       const T* row = x + ((static_cast<int64_t>(n) * g.H + ih) * g.W) * g.C + c0;
 #pragma unroll
-      for (int kw = 0; kw < k; ++kw) {
+      for (int kw = 0; kw < K; ++kw) {
         const int iw = iw0 + kw;
         if (iw < 0 || iw >= g.W) continue;
         const T* px = row + static_cast<int64_t>(iw) * g.C;
-        const float* wp = w + (kh * k + kw) * g.C + c0;
+        const float* wp = w + (kh * K + kw) * g.C + c0;
         if (vec_ok) {
           float xv[V], wv[V];
           load_vec(px, xv);
@@ -158,14 +159,11 @@ std::tuple<at::Tensor, at::Tensor> dwconv_bn_act_cuda(const at::Tensor& x_in, co
       const int pix_per_tile = ty * kPixelsPerThread;
       const int tiles = static_cast<int>((P + pix_per_tile - 1) / pix_per_tile);
       const dim3 grid(grid_x(N * tiles, "dwconv_bn_act"), static_cast<unsigned>((groups + tx - 1) / tx));
-      auto launch = [&](auto kernel) {
-        kernel<<<grid, dim3(tx, ty), 0, stream>>>(x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
-                                                  wpk.const_data_ptr<float>(), b.const_data_ptr<float>(), sums_ptr, g,
-                                                  vec_ok, tiles, pix_per_tile);
-      };
-      if (k == 3) launch(dw_nhwc_kernel<scalar_t, 3>);
-      else if (k == 5) launch(dw_nhwc_kernel<scalar_t, 5>);
-      else launch(dw_nhwc_kernel<scalar_t, 0>);
+      dw_static_switch(k, stride, [&](auto kc, auto sc) {
+        dw_nhwc_kernel<scalar_t, decltype(kc)::value, decltype(sc)::value><<<grid, dim3(tx, ty), 0, stream>>>(
+            x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), wpk.const_data_ptr<float>(),
+            b.const_data_ptr<float>(), sums_ptr, g, vec_ok, tiles, pix_per_tile);
+      });
     } else {
       const at::Tensor w = f32(weight);
       const int pix_per_tile = kThreads * kPixelsPerThread;

@@ -8,6 +8,7 @@
 // C_out up to 320+) rescale x with se_scale and keep one large GEMM.
 #include <torch/library.h>
 
+#include "../pointwise_conv.h"
 #include "utils.cuh"
 
 namespace effkernels::cuda {

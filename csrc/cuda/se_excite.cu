@@ -3,6 +3,7 @@
 // memory; a warp per hidden unit (shuffle-reduced dot over C), then a thread per output channel.
 #include <torch/library.h>
 
+#include "../se_excite.h"
 #include "utils.cuh"
 
 namespace effkernels::cuda {

@@ -3,6 +3,7 @@
 // channels contiguous; NCHW: HW % V == 0, one scale per vector), else over elements.
 #include <torch/library.h>
 
+#include "../se_scale.h"
 #include "utils.cuh"
 
 namespace effkernels::cuda {
@@ -43,8 +44,7 @@ __global__ void __launch_bounds__(kThreads) se_scale_kernel(const T* __restrict_
 }  // namespace
 
 at::Tensor se_scale_cuda(const at::Tensor& x_in, const at::Tensor& scale_in) {
-  check_activation_tensor(x_in, "x");
-  check_scale(scale_in, x_in, x_in.size(1));
+  check_se_scale_args(x_in, scale_in);
   EFFK_CHECK_ARG(x_in.is_cuda(), "x", "expected a CUDA tensor, got one on ", x_in.device());
   c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = dense_in_layout(x_in), scale = scale_in.contiguous();

@@ -1,13 +1,19 @@
-"""Drop-in fused layers: torchvision parameter names, eager math in train mode, fused ops in eval mode."""
+"""Drop-in fused layers: torchvision parameter names, eager math in train mode, fused ops in eval mode.
+
+Every layer here is fused, so none is called "Fused...": each is named for what it computes, in
+torchvision's words (docs/CONTRACTS.md, "Layers").
+"""
 from ._base import StochasticDepth
+from .blocks import InvertedResidual
 from .layers import (
     ConvBNAct,
-    FusedDWConvBNAct,
+    DWConvBNAct,
+    FusedMBConv,
     MBConv,
     PointwiseConvBNAct,
     SqueezeExcite,
     make_divisible,
 )
 
-__all__ = ["ConvBNAct", "FusedDWConvBNAct", "MBConv", "PointwiseConvBNAct", "SqueezeExcite", "StochasticDepth",
-           "make_divisible"]
+__all__ = ["ConvBNAct", "DWConvBNAct", "FusedMBConv", "InvertedResidual", "MBConv", "PointwiseConvBNAct", "SqueezeExcite",
+           "StochasticDepth", "make_divisible"]

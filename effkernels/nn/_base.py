@@ -1,10 +1,13 @@
 """What every fused layer shares: backend checks, activation modules, the folded-weight cache."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
-from ..backends import BACKENDS
+from ..backends import BACKENDS, resolve
+from ..ops.mbconv import cpu_path, mbconv, pack_cpu
 
 _ACT_MODULES = {
     "relu": lambda: nn.ReLU(inplace=True),
@@ -40,9 +43,13 @@ class FoldedModule(nn.Module):
     `_fold()` returns the op's weights (BN folded in float32, 1x1 weights as matrices). They are cast
     to the input's (device, dtype) and cached per (device, dtype). The cache is keyed on the data_ptr and
     version counter of every parameter and buffer of the module, so load_state_dict, .to(), .half()
-    and in-place edits under torch.no_grad() all trigger a refold. Edits through `.data` bypass
-    version counters, and inference tensors (made under torch.inference_mode) have none, so in-place
-    edits of those are only seen by data_ptr: call .eval() (which drops the cache) after such edits.
+    and in-place edits (under torch.no_grad() or torch.inference_mode alike) all trigger a refold.
+
+    Inference tensors (made under torch.inference_mode: a layer built or deep-copied there) have no
+    version counter, so an in-place edit of one cannot be seen: a layer holding any folds on every
+    call instead (never stale, slower) and warns once. effkernels.convert copies a model outside
+    inference mode, so converted models fold once. Edits through `.data` bypass version counters
+    too: call .eval() (which drops the cache) after such edits.
 
     Under torch.compile the fold is traced into the graph instead (no graph break, fullgraph=True
     works, weight edits are always seen): Inductor computes it with a few small fused kernels per
@@ -80,16 +87,32 @@ class FoldedModule(nn.Module):
             return self.forward_fused(x, self.folded(x), *args, **kwargs)
 
     def _stamp(self):
-        return tuple((t.data_ptr(), -1 if t.is_inference() else t._version)
-                     for t in (*self.parameters(), *self.buffers()))
+        """(data_ptr, version) of every tensor, or None when one is an inference tensor (no version)."""
+        stamp = []
+        for t in (*self.parameters(), *self.buffers()):
+            if t.is_inference():
+                return None
+            stamp.append((t.data_ptr(), t._version))
+        return tuple(stamp)
+
+    def _prepare(self, folded: tuple, backend: str) -> tuple:
+        """The fold in the form `backend` (resolved) runs on: as folded unless a layer packs weights."""
+        return folded
 
     def _fold_for(self, x: torch.Tensor) -> tuple:
-        return tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous() for t in self._fold())
+        folded = tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous() for t in self._fold())
+        return self._prepare(folded, resolve(self.backend, x.device))
 
     def folded(self, x: torch.Tensor) -> tuple:
         if torch.compiler.is_compiling():
             return self._fold_for(x)
         stamp = self._stamp()
+        if stamp is None:
+            warnings.warn(f"effkernels.nn.{type(self).__name__} holds inference tensors (created under "
+                          "torch.inference_mode), whose in-place edits cannot be detected: it folds BatchNorm on "
+                          "every call. Create (or copy) the model outside inference_mode to fold once.", stacklevel=3)
+            with torch.no_grad():
+                return self._fold_for(x)
         if stamp != self._fold_stamp:
             self._fold_cache.clear()
             self._fold_stamp = stamp
@@ -104,6 +127,32 @@ class FoldedModule(nn.Module):
         self._fold_cache.clear()
         self._fold_stamp = None
         return super().train(mode)
+
+
+class MBConvFolding:
+    """For the layers that run ops.mbconv (MBConv, and InvertedResidual wrapping an MBConv): on the cpu backend
+    the fold also carries the two 1x1 weights packed once for the block kernels (ops.mbconv.pack_cpu), and the
+    layer keeps the path ("fused" / "unfused") the block took per (input shape, thread count) in `cpu_paths`,
+    shown in its repr. _prepare appends that packed pair (None off the cpu backend) to the 10-tuple
+    (ew, eb, dw, db, w1, b1, w2, b2, pw, pb)."""
+
+    def _prepare(self, folded: tuple, backend: str) -> tuple:
+        return (*folded, pack_cpu(folded[0], folded[8]) if backend == "cpu" else None)
+
+    def _run_mbconv(self, x, folded, stride, padding, residual, activation, se_activation, se_gate):
+        ew, eb, dw, db, w1, b1, w2, b2, pw, pb, packed = folded
+        path = "auto"
+        if packed is not None and not torch.compiler.is_compiling():
+            key = (*x.shape, torch.get_num_threads())
+            path = self.cpu_paths.get(key)
+            if path is None:
+                path = self.cpu_paths[key] = cpu_path(x.shape, dw.shape[0], dw.shape[-1], stride, ew is not None)
+        return mbconv(x, ew, eb, dw, db, stride, padding, w1, b1, w2, b2, pw, pb, residual, activation=activation,
+                      se_activation=se_activation, se_gate=se_gate, backend=self.backend, packed=packed, path=path)
+
+    def paths_repr(self) -> str:
+        """cpu_paths as "N x C x H x W @ T threads: path" entries ("" when the cpu block has not run)."""
+        return ", ".join(f"{'x'.join(map(str, k[:4]))}@{k[4]}t: {v}" for k, v in self.cpu_paths.items())
 
 
 def stochastic_depth(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

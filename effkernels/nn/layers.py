@@ -13,13 +13,13 @@ from torch import nn
 
 from .._common import CONV_ACTIVATIONS, SE_ACTIVATIONS, SE_GATES, explicit_padding
 from ..fold import fold_bn
-from ._base import FoldedModule, StochasticDepth, activation_module, check_padding
+from ._base import FoldedModule, MBConvFolding, StochasticDepth, activation_module, check_padding
 from ..ops.dwconv_bn_act import dwconv_bn_act
-from ..ops.mbconv import mbconv
-from ..ops.pointwise_conv import pointwise_conv
-from ..ops.squeeze_excite import squeeze_excite
+from ..ops.pointwise_conv import pack_cpu, pointwise_conv
+from ..ops.squeeze_excite import channel_sums, se_excite, squeeze_excite
 
-__all__ = ["ConvBNAct", "FusedDWConvBNAct", "PointwiseConvBNAct", "SqueezeExcite", "MBConv", "StochasticDepth", "make_divisible"]
+__all__ = ["ConvBNAct", "DWConvBNAct", "FusedMBConv", "MBConv", "PointwiseConvBNAct", "SqueezeExcite", "StochasticDepth",
+           "fused_mbconv_forward", "make_divisible"]
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:
@@ -34,7 +34,24 @@ def _matrix(w: torch.Tensor) -> torch.Tensor:
     return w.reshape(w.shape[0], -1)
 
 
-class FusedDWConvBNAct(FoldedModule, nn.Sequential):
+def _pad(x: torch.Tensor, k: int, stride: int, padding) -> torch.Tensor:
+    """x zero-padded as a k x k conv with the fused ops' padding ("same": TF SAME) would see it."""
+    top, bottom, left, right = explicit_padding(x.shape[2], x.shape[3], k, stride, padding)
+    return F.pad(x, (left, right, top, bottom))
+
+
+def conv2d_padded(x: torch.Tensor, w: torch.Tensor, b, stride: int, padding) -> torch.Tensor:
+    """Dense F.conv2d (square kernel) with the fused ops' padding: an int, "same" (TF SAME) or
+    (top, bottom, left, right); symmetric pads go to the conv itself, others through F.pad."""
+    if isinstance(padding, int):
+        return F.conv2d(x, w, b, stride, padding)
+    top, bottom, left, right = explicit_padding(x.shape[2], x.shape[3], w.shape[-1], stride, padding)
+    if top == bottom and left == right:
+        return F.conv2d(x, w, b, stride, (top, left))
+    return F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, stride)
+
+
+class DWConvBNAct(FoldedModule, nn.Sequential):
     """Depthwise k x k conv (no bias) -> BatchNorm -> activation, keys like torchvision's
     Conv2dNormActivation: 0 (conv), 1 (bn), 2 (activation, absent for "none").
 
@@ -68,8 +85,7 @@ class FusedDWConvBNAct(FoldedModule, nn.Sequential):
 
     def forward_eager(self, x):
         if self.padding == "same":
-            top, bottom, left, right = explicit_padding(x.shape[2], x.shape[3], self.kernel_size, self.stride, "same")
-            x = F.pad(x, (left, right, top, bottom))
+            x = _pad(x, self.kernel_size, self.stride, "same")
         return nn.Sequential.forward(self, x)
 
     def forward_fused(self, x, folded):
@@ -79,7 +95,7 @@ class FusedDWConvBNAct(FoldedModule, nn.Sequential):
 
 class PointwiseConvBNAct(FoldedModule, nn.Sequential):
     """1x1 conv (no bias) -> BatchNorm -> activation, keys 0 (conv), 1 (bn), 2 (activation, absent
-    for "none"). Eval mode: effkernels.ops.pointwise_conv."""
+    for "none"). Eval mode: effkernels.ops.pointwise_conv (cpu backend: on the weight packed once)."""
 
     def __init__(self, in_channels: int, out_channels: int, *, activation: str = "none", bn_eps: float = 1e-5,
                  bn_momentum: float = 0.1, backend: str = "auto"):
@@ -97,12 +113,16 @@ class PointwiseConvBNAct(FoldedModule, nn.Sequential):
         w, b = fold_bn(self[0].weight, self[1], self[0].bias)  # bias: a converted conv may have one
         return _matrix(w), b
 
+    def _prepare(self, folded, backend):
+        # the cpu backend's GEMM on weights packed once (stems' and heads' 1x1s)
+        return (*folded, pack_cpu(folded[0]) if backend == "cpu" else None)
+
     def forward_eager(self, x):
         return nn.Sequential.forward(self, x)
 
     def forward_fused(self, x, folded):
-        w, b = folded
-        return pointwise_conv(x, w, b, self.activation, backend=self.backend)
+        w, b, packed = folded
+        return pointwise_conv(x, w, b, self.activation, backend=self.backend, packed=packed)
 
 
 def _act_(y: torch.Tensor, activation: str) -> torch.Tensor:
@@ -121,14 +141,16 @@ def _act_(y: torch.Tensor, activation: str) -> torch.Tensor:
 class ConvBNAct(FoldedModule, nn.Sequential):
     """Dense k x k conv (groups 1) -> BatchNorm -> activation, keys like torchvision's
     Conv2dNormActivation: 0 (conv; 0.bias when bias=True), 1 (bn), 2 (activation, absent for "none").
-    EfficientNet / MobileNet stems (3x3 stride 2, 3 -> 32) are this layer.
+    EfficientNet / MobileNet stems (3x3 stride 2, 3 -> 32) and FusedMBConv's expand conv are this layer.
 
     There is no custom kernel for a dense conv: in eval mode the layer runs F.conv2d on the
     BN-folded weight and bias (folded once and cached, see FoldedModule), so ATen's conv (cuDNN,
     oneDNN, ...) does the work, then the activation in place on its output. That removes the
     separate BatchNorm pass. `backend` is only validated (check_backend), so this layer takes the
     same argument as the others; the dense conv always runs through ATen, whatever the backend.
-    padding: as nn.Conv2d's (default (k - 1) // 2).
+    padding: as nn.Conv2d's (default (k - 1) // 2), or "same": TensorFlow SAME as everywhere in
+    effkernels (square int kernel and stride; the input is padded per call, extra row/column at the
+    bottom/right; the conv itself pads nothing).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=None, *,
@@ -139,10 +161,14 @@ class ConvBNAct(FoldedModule, nn.Sequential):
         if activation != "none":
             act = activation_module(activation, "activation", CONV_ACTIVATIONS)
         self.activation = activation
+        self.tf_same = padding == "same"
+        if self.tf_same and not (isinstance(kernel_size, int) and isinstance(stride, int)):
+            raise ValueError(f"padding: 'same' (TF SAME) takes an int kernel_size and stride, got {kernel_size}, {stride}")
         if padding is None:
             k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
             padding = ((k[0] - 1) // 2, (k[1] - 1) // 2)
-        self.add_module("0", nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias))
+        self.add_module("0", nn.Conv2d(in_channels, out_channels, kernel_size, stride, 0 if self.tf_same else padding,
+                                       bias=bias))
         self.add_module("1", nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum))
         if activation != "none":
             self.add_module("2", act)
@@ -151,12 +177,17 @@ class ConvBNAct(FoldedModule, nn.Sequential):
         return fold_bn(self[0].weight, self[1], self[0].bias)
 
     def forward_eager(self, x):
+        if self.tf_same:
+            x = _pad(x, self[0].kernel_size[0], self[0].stride[0], "same")
         return nn.Sequential.forward(self, x)
 
     def forward_fused(self, x, folded):
         w, b = folded
         conv = self[0]
-        y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
+        if self.tf_same:
+            y = conv2d_padded(x, w, b, conv.stride[0], "same")
+        else:
+            y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
         return _act_(y, self.activation)
 
 
@@ -186,47 +217,64 @@ class SqueezeExcite(FoldedModule):
         return squeeze_excite(x, *folded, self.act_name, self.gate_name, backend=self.backend)
 
 
-class MBConv(FoldedModule):
+class _ResidualBlock(FoldedModule):
+    """What MBConv and FusedMBConv share: argument checks, and their train math (torchvision's):
+    block(x), plus x through stochastic depth when stride == 1 and in_channels == out_channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, squeeze_channels: int, activation: str,
+                 backend: str):
+        super().__init__()
+        self._init_folding(backend)
+        if stride not in (1, 2):
+            raise ValueError(f"stride: expected 1 or 2, got {stride}")
+        if squeeze_channels < 0:
+            raise ValueError(f"squeeze_channels: expected >= 0 (0: no squeeze-excitation), got {squeeze_channels}")
+        self.use_res_connect = stride == 1 and in_channels == out_channels
+        self.out_channels = out_channels
+        self.activation = activation
+        self.has_se = squeeze_channels > 0
+
+    def forward_eager(self, x):
+        result = self.block(x)
+        if self.use_res_connect:
+            result = self.stochastic_depth(result) + x
+        return result
+
+
+class MBConv(MBConvFolding, _ResidualBlock):
     """EfficientNet's MBConv, state-dict compatible with torchvision.models.efficientnet.MBConv.
 
     block = [expand PointwiseConvBNAct (when the expanded width differs from in_channels)]
-            + FusedDWConvBNAct + [SqueezeExcite (absent when squeeze_channels == 0)]
+            + DWConvBNAct + [SqueezeExcite (absent when squeeze_channels == 0)]
             + project PointwiseConvBNAct(activation="none");
     then x + stochastic_depth(block(x)) when stride == 1 and in_channels == out_channels.
     Expanded width: make_divisible(in_channels * expand_ratio, 8). squeeze_channels defaults to
     max(1, in_channels // 4); the SE uses `activation` and a sigmoid gate.
 
     Train mode: the eager math of the unfolded submodules (BN batch statistics, stochastic depth).
-    Eval mode: one call of effkernels.ops.mbconv with BN folded once and cached (FoldedModule).
+    Eval mode: one call of effkernels.ops.mbconv with BN folded once and cached (FoldedModule); on the cpu
+    backend with the 1x1 weights packed once, `cpu_paths` records the block path taken (MBConvFolding).
     """
 
     def __init__(self, in_channels: int, out_channels: int, expand_ratio: float, kernel_size: int, stride: int, *,
                  squeeze_channels: int | None = None, activation: str = "silu", padding: str = "symmetric",
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1, stochastic_depth_prob: float = 0.0,
                  backend: str = "auto"):
-        super().__init__()
-        self._init_folding(backend)
-        if stride not in (1, 2):
-            raise ValueError(f"stride: expected 1 or 2, got {stride}")
         if squeeze_channels is None:
             squeeze_channels = max(1, in_channels // 4)
-        if squeeze_channels < 0:
-            raise ValueError(f"squeeze_channels: expected >= 0 (0: no squeeze-excitation), got {squeeze_channels}")
-        self.use_res_connect = stride == 1 and in_channels == out_channels
-        self.out_channels = out_channels
-        self.activation = activation
+        super().__init__(in_channels, out_channels, stride, squeeze_channels, activation, backend)
         self.has_expand = (expanded := make_divisible(in_channels * expand_ratio, 8)) != in_channels
-        self.has_se = squeeze_channels > 0
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, backend=backend)
         layers = []
         if self.has_expand:
             layers.append(PointwiseConvBNAct(in_channels, expanded, activation=activation, **bn))
-        layers.append(FusedDWConvBNAct(expanded, kernel_size, stride, padding=padding, activation=activation, **bn))
+        layers.append(DWConvBNAct(expanded, kernel_size, stride, padding=padding, activation=activation, **bn))
         if self.has_se:
             layers.append(SqueezeExcite(expanded, squeeze_channels, activation=activation, backend=backend))
         layers.append(PointwiseConvBNAct(expanded, out_channels, activation="none", **bn))
         self.block = nn.Sequential(*layers)
         self.stochastic_depth = StochasticDepth(stochastic_depth_prob)
+        self.cpu_paths: dict = {}
 
     def _fold(self):
         blocks = list(self.block)
@@ -235,15 +283,78 @@ class MBConv(FoldedModule):
         se = blocks.pop(0)._fold() if self.has_se else (None,) * 4
         return (*expand, *dw, *se, *blocks.pop(0)._fold())
 
-    def forward_eager(self, x):
-        result = self.block(x)
-        if self.use_res_connect:
-            result = self.stochastic_depth(result) + x
-        return result
+    def forward_fused(self, x, folded):
+        dwl = self.block[1 if self.has_expand else 0]
+        return self._run_mbconv(x, folded, dwl.stride, dwl.op_padding, self.use_res_connect, self.activation,
+                                self.activation, "sigmoid")
+
+    def extra_repr(self):
+        return f"cpu_paths: {self.paths_repr()}" if self.cpu_paths else ""
+
+
+def fused_mbconv_forward(x, expand_w, expand_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
+                         residual: bool, activation: str, se_activation: str, se_gate: str, backend: str):
+    """EfficientNetV2's Fused-MBConv in eval mode on folded weights (se_* and proj_* may be None):
+    the dense k x k expand conv through ATen (F.conv2d, activation in place), then the SE and the
+    projection through the fused ops: channel_sums + se_excite give the SE scale, which pointwise_conv
+    applies in its prologue, with the residual added in its epilogue."""
+    y = _act_(conv2d_padded(x, expand_w, expand_b, stride, padding), activation)
+    res = x if residual else None
+    if proj_w is None:
+        if se_w1 is not None:
+            y = squeeze_excite(y, se_w1, se_b1, se_w2, se_b2, se_activation, se_gate, backend=backend)
+        return y if res is None else y.add_(res)
+    scale = None
+    if se_w1 is not None:
+        inv_hw = 1.0 / (y.shape[2] * y.shape[3])
+        scale = se_excite(channel_sums(y, backend=backend), inv_hw, se_w1, se_b1, se_w2, se_b2, se_activation,
+                          se_gate, backend=backend)
+    return pointwise_conv(y, proj_w, proj_b, "none", scale=scale, residual=res, backend=backend)
+
+
+class FusedMBConv(_ResidualBlock):
+    """EfficientNetV2's Fused-MBConv, state-dict compatible with torchvision.models.efficientnet.FusedMBConv.
+
+    block = ConvBNAct (k x k, stride, in_channels -> expanded) + [SqueezeExcite]
+            + project PointwiseConvBNAct(activation="none")      when expanded != in_channels;
+            ConvBNAct (k x k, stride, in_channels -> out_channels) + [SqueezeExcite]   otherwise;
+    then x + stochastic_depth(block(x)) when stride == 1 and in_channels == out_channels.
+    Expanded width: make_divisible(in_channels * expand_ratio, 8). squeeze_channels: 0 (torchvision's
+    block has no SE) or the SE width (activation `activation`, sigmoid gate).
+
+    Train mode: the eager math of the unfolded submodules. Eval mode: fused_mbconv_forward on the BN-folded
+    weights (folded once and cached): the dense conv runs in ATen, the SE and the projection in the fused ops.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, expand_ratio: float, kernel_size: int, stride: int, *,
+                 squeeze_channels: int = 0, activation: str = "silu", padding: str = "symmetric",
+                 bn_eps: float = 1e-5, bn_momentum: float = 0.1, stochastic_depth_prob: float = 0.0,
+                 backend: str = "auto"):
+        super().__init__(in_channels, out_channels, stride, squeeze_channels, activation, backend)
+        self.padding = check_padding(padding)
+        self.kernel_size, self.stride = kernel_size, stride
+        expanded = make_divisible(in_channels * expand_ratio, 8)
+        self.has_project = expanded != in_channels
+        bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, backend=backend)
+        width = expanded if self.has_project else out_channels
+        layers = [ConvBNAct(in_channels, width, kernel_size, stride, "same" if padding == "same" else None,
+                            activation=activation, **bn)]
+        if self.has_se:
+            layers.append(SqueezeExcite(width, squeeze_channels, activation=activation, backend=backend))
+        if self.has_project:
+            layers.append(PointwiseConvBNAct(expanded, out_channels, activation="none", **bn))
+        self.block = nn.Sequential(*layers)
+        self.stochastic_depth = StochasticDepth(stochastic_depth_prob)
+        self.cpu_paths: dict = {}
+
+    def _fold(self):
+        blocks = list(self.block)
+        expand = blocks.pop(0)._fold()
+        se = blocks.pop(0)._fold() if self.has_se else (None,) * 4
+        proj = blocks.pop(0)._fold() if self.has_project else (None, None)
+        return (*expand, *se, *proj)
 
     def forward_fused(self, x, folded):
-        ew, eb, dw, db, w1, b1, w2, b2, pw, pb = folded
-        dwl = self.block[1 if self.has_expand else 0]
-        return mbconv(x, ew, eb, dw, db, dwl.stride, dwl.op_padding, w1, b1, w2, b2, pw, pb, self.use_res_connect,
-                      activation=self.activation, se_activation=self.activation, se_gate="sigmoid",
-                      backend=self.backend)
+        padding = (self.kernel_size - 1) // 2 if self.padding == "symmetric" else "same"
+        return fused_mbconv_forward(x, *folded[:2], self.stride, padding, *folded[2:], self.use_res_connect,
+                                    self.activation, self.activation, "sigmoid", self.backend)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import _ext
+from .. import _dispatch
 from .._common import (CONV_ACTIVATIONS, FLOAT_DTYPES, activation_code, check_inference, check_tensor,
                        conv_geometry, is_channels_last)
 from ..backends import resolve
@@ -24,24 +24,14 @@ KERNEL_SIZES = (1, 3, 5, 7)
 def _fake(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, activation, se_sums):
     fmt = torch.channels_last if is_channels_last(x) else torch.contiguous_format
     out = x.new_empty((x.shape[0], x.shape[1], out_h, out_w)).contiguous(memory_format=fmt)
+    # A custom op cannot return None: an empty tensor stands for "no sums".
     sums = x.new_empty((x.shape[0], x.shape[1]) if se_sums else (0,), dtype=torch.float32)
     return out, sums
 
 
-@torch.library.custom_op("effkernels_triton::dwconv_bn_act", mutates_args=())
-def _triton_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, pad_top: int,
-               pad_left: int, out_h: int, out_w: int, activation: int, se_sums: bool
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    from ..triton.dwconv_bn_act import dwconv_bn_act  # imports triton: only when this backend runs
-
-    out, sums = dwconv_bn_act(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, activation, se_sums)
-    # A custom op cannot return None: an empty tensor stands for "no sums", as in the C++ schema.
-    return out, sums if se_sums else x.new_empty((0,), dtype=torch.float32)
-
-
-torch.library.register_fake("effkernels_triton::dwconv_bn_act")(_fake)
-if _ext.loaded():
-    torch.library.register_fake("effkernels::dwconv_bn_act")(_fake)
+_dispatch.define("dwconv_bn_act", _fake, "(Tensor x, Tensor weight, Tensor bias, int stride, int pad_top, "
+                 "int pad_left, int out_h, int out_w, int activation, bool se_sums) -> (Tensor, Tensor)",
+                 "effkernels.triton.dwconv_bn_act:dwconv_bn_act")
 
 
 def _check(x, weight, bias, stride, padding, activation, se_sums):
@@ -80,13 +70,6 @@ def dwconv_bn_act(x, weight, bias, stride=1, padding=None, activation="silu", se
     if name == "eager":
         return dwconv_bn_act_ref(x, weight, bias, stride, padding, activation, se_sums)
     check_inference("dwconv_bn_act", x, weight, bias)
-    if name == "triton" and not torch.compiler.is_compiling():
-        # The custom op is for torch.compile to trace; called eagerly its Python dispatch alone cost
-        # ~60 us per call (H200, torch 2.11), more than the kernel on most EfficientNet layers.
-        from ..triton.dwconv_bn_act import dwconv_bn_act as launch
-
-        out, sums = launch(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act, se_sums)
-    else:
-        op = torch.ops.effkernels_triton.dwconv_bn_act if name == "triton" else torch.ops.effkernels.dwconv_bn_act
-        out, sums = op(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act, se_sums)
+    out, sums = _dispatch.run("dwconv_bn_act", name, x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act,
+                              se_sums)
     return (out, sums) if se_sums else out

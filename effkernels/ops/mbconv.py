@@ -11,54 +11,47 @@ Nothing else runs on the device: every buffer is torch.empty and written once by
 partial sums are why no zero-filled [N, C] buffer and no atomics are needed), so a block is 4
 launches (3 with expand ratio 1). Steps 2 and 3 are one custom op under torch.compile
 (effkernels_triton::mbconv_dw_se: its outputs have static shapes, the partials' do not).
-"cuda"/"cpu": torch.ops.effkernels.mbconv_forward; "eager": reference.mbconv_ref.
+"cuda"/"cpu": torch.ops.effkernels.mbconv; "eager": reference.mbconv_ref. On the cpu backend with the 1x1
+weights packed once (`packed`, from pack_cpu), torch.ops.effkernels.mbconv_packed, whose `path` ("fused": the
+expand conv computed inside the depthwise kernel's row bands, or "unfused") cpu_path picks per block
+(csrc/cpu/mbconv_block.cpp, docs/CONTRACTS.md).
 """
 from __future__ import annotations
 
 import torch
 
-from .. import _ext
+from .. import _dispatch
 from .._common import (FLOAT_DTYPES, SE_ACTIVATIONS, SE_GATES, activation_code, check_inference, check_tensor,
                        conv_geometry, empty_like_layout)
 from ..backends import resolve
 from ..reference import mbconv_ref
-from .pointwise_conv import _triton_pointwise_conv
+from .dwconv_bn_act import _check as _check_dw
+from .pointwise_conv import pack_cpu as pack_pointwise
 from .squeeze_excite import _check_triton_squeeze
 
 
-def _mbconv_forward_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1,
+def _mbconv_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1,
                          se_w2, se_b2, proj_w, proj_b, residual, activation, se_activation, se_gate):
     return empty_like_layout(x, (x.shape[0], proj_w.shape[0], out_h, out_w))
 
 
-if _ext.loaded():
-    torch.library.register_fake("effkernels::mbconv_forward")(_mbconv_forward_fake)
-
-
-def _dw_se(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1, se_b1, se_w2, se_b2, se_act,
-           se_gate):
-    """Steps 2 and 3 (Triton): (dw output, fp32 [N, C] SE scale) in two launches."""
-    from ..triton.dwconv_bn_act import dwconv_bn_act_partials
-    from ..triton.squeeze_excite import se_excite
-
-    out, partials = dwconv_bn_act_partials(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, True)
-    return out, se_excite(partials, 1.0 / (out_h * out_w), se_w1, se_b1, se_w2, se_b2, se_act, se_gate)
-
-
-@torch.library.custom_op("effkernels_triton::mbconv_dw_se", mutates_args=())
-def _triton_dw_se(h: torch.Tensor, dw_w: torch.Tensor, dw_b: torch.Tensor, stride: int, pad_top: int,
-                  pad_left: int, out_h: int, out_w: int, act: int, se_w1: torch.Tensor, se_b1: torch.Tensor,
-                  se_w2: torch.Tensor, se_b2: torch.Tensor, se_act: int, se_gate: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    return _dw_se(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1, se_b1, se_w2, se_b2, se_act,
-                  se_gate)
-
-
-@torch.library.register_fake("effkernels_triton::mbconv_dw_se")
 def _dw_se_fake(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1, se_b1, se_w2, se_b2, se_act,
                 se_gate):
     return (empty_like_layout(h, (h.shape[0], h.shape[1], out_h, out_w)),
             h.new_empty((h.shape[0], h.shape[1]), dtype=torch.float32))
+
+
+def _mbconv_packed_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1,
+                        se_w2, se_b2, proj_w, proj_b, residual, activation, se_activation, se_gate, path="auto"):
+    return empty_like_layout(x, (x.shape[0], proj_b.shape[0], out_h, out_w))
+
+
+_dispatch.define("mbconv", _mbconv_fake)  # C++ only: the Triton block is composed below
+_dispatch.define("mbconv_packed", _mbconv_packed_fake)  # C++ (CPU) only
+_dispatch.define("mbconv_dw_se", _dw_se_fake, "(Tensor h, Tensor dw_w, Tensor dw_b, int stride, int pad_top, "
+                 "int pad_left, int out_h, int out_w, int act, Tensor se_w1, Tensor se_b1, Tensor se_w2, "
+                 "Tensor se_b2, int se_act, int se_gate) -> (Tensor, Tensor)", "effkernels.triton.mbconv:dw_se",
+                 native=False)
 
 
 def _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
@@ -103,8 +96,21 @@ def _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
     return geom
 
 
+def pack_cpu(expand_w, proj_w) -> tuple:
+    """(expand_w, proj_w) packed for the cpu backend's block kernels (expand_w may be None): mbconv's `packed`."""
+    return None if expand_w is None else pack_pointwise(expand_w), pack_pointwise(proj_w)
+
+
+def cpu_path(x_shape, c_exp: int, kernel: int, stride: int, has_expand: bool) -> str:
+    """The path ("fused" or "unfused") the cpu backend's block takes for input shape x_shape [N, C_in, H, W]
+    at the current thread count: the measured heuristic in csrc/cpu/mbconv_block.cpp (choose_path)."""
+    n, c_in, h, w = x_shape
+    return torch.ops.effkernels.mbconv_path(n, c_in, h, w, c_exp, kernel, stride, has_expand)
+
+
 def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
-           residual, activation="silu", se_activation="silu", se_gate="sigmoid", backend="auto"):
+           residual, activation="silu", se_activation="silu", se_gate="sigmoid", backend="auto", packed=None,
+           path="auto"):
     """MBConv inference forward with BN folded into every conv (see reference.mbconv_ref).
 
     x [N, C_in, H, W]; expand_w [C_exp, C_in], expand_b [C_exp] (None when expand ratio is 1);
@@ -112,6 +118,8 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
     se_w1 [S, C_exp], se_b1 [S], se_w2 [C_exp, S], se_b2 [C_exp] (None without SE);
     proj_w [C_out, C_exp], proj_b [C_out]; residual (bool): add x to the output.
     All parameters in x's dtype. Returns [N, C_out, out_h, out_w] in x's dtype and memory format.
+    packed: pack_cpu(expand_w, proj_w), made once, read by the cpu backend (other backends ignore it); path:
+    the cpu block's path with `packed`, "auto" (cpu_path's choice), "fused" (needs expand_w) or "unfused".
     """
     pad_top, pad_left, out_h, out_w = _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1,
                                              se_w2, se_b2, proj_w, proj_b, residual)
@@ -124,23 +132,22 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
                           proj_b, residual, activation, se_activation, se_gate)
     params = (x, expand_w, expand_b, dw_w, dw_b, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b)
     check_inference("mbconv", *params)
+    if be == "cpu" and packed is not None:
+        return _dispatch.run("mbconv_packed", be, x, packed[0], expand_b, dw_w, dw_b, stride, pad_top, pad_left,
+                             out_h, out_w, se_w1, se_b1, se_w2, se_b2, packed[1], proj_b, residual, act, se_act,
+                             se_gate_code, path)
     if be != "triton":
-        return torch.ops.effkernels.mbconv_forward(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left,
-                                                   out_h, out_w, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
-                                                   residual, act, se_act, se_gate_code)
-    from .dwconv_bn_act import _check as _check_dw
-    from .dwconv_bn_act import dwconv_bn_act
-
-    if se_w1 is not None:
-        _check_triton_squeeze(se_w1, "se_w1")
-    h = x if expand_w is None else _triton_pointwise_conv(x, expand_w, expand_b, act, None, None)
+        return _dispatch.run("mbconv", be, x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left,
+                             out_h, out_w, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b, residual, act, se_act,
+                             se_gate_code)
+    h = x if expand_w is None else _dispatch.run("pointwise_conv", be, x, expand_w, expand_b, act, None, None)
+    # The dw kernel's limits (k, stride, activation) as the public op checks them.
+    dw_act, _, geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, se_w1 is not None)
     scale = None
     if se_w1 is None:
-        h = dwconv_bn_act(h, dw_w, dw_b, stride, padding, activation, se_sums=False, backend="triton")
+        h, _ = _dispatch.run("dwconv_bn_act", be, h, dw_w, dw_b, stride, *geom, dw_act, False)
     else:
-        # The dw kernel's limits (k, stride, activation) as the public op checks them.
-        dw_act, _, geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, True)
-        args = (h, dw_w, dw_b, stride, *geom, dw_act, se_w1, se_b1, se_w2, se_b2, se_act, se_gate_code)
-        # Eagerly, skip the custom op's Python dispatch (as ops.dwconv_bn_act does).
-        h, scale = _triton_dw_se(*args) if torch.compiler.is_compiling() else _dw_se(*args)
-    return _triton_pointwise_conv(h, proj_w, proj_b, 0, scale, x if residual else None)
+        _check_triton_squeeze(se_w1, "se_w1")
+        h, scale = _dispatch.run("mbconv_dw_se", be, h, dw_w, dw_b, stride, *geom, dw_act, se_w1, se_b1, se_w2,
+                                 se_b2, se_act, se_gate_code)
+    return _dispatch.run("pointwise_conv", be, h, proj_w, proj_b, 0, scale, x if residual else None)

@@ -9,52 +9,20 @@ from __future__ import annotations
 
 import torch
 
-from .. import _ext
+from .. import _dispatch
 from .._common import (FLOAT_DTYPES, SE_ACTIVATIONS, SE_GATES, activation_code, check_inference, check_tensor,
                        empty_like_layout)
 from ..backends import resolve
 from ..reference import channel_sums_ref, se_excite_ref, se_scale_ref, squeeze_excite_ref
 
-
-def _channel_sums_fake(x):
-    return x.new_empty((x.shape[0], x.shape[1]), dtype=torch.float32)
-
-
-def _se_excite_fake(sums, inv_hw, w1, b1, w2, b2, activation, gate):
-    return sums.new_empty(sums.shape, dtype=torch.float32)
-
-
-def _se_scale_fake(x, scale):
-    return empty_like_layout(x, x.shape)
-
-
-@torch.library.custom_op("effkernels_triton::channel_sums", mutates_args=())
-def _triton_channel_sums(x: torch.Tensor) -> torch.Tensor:
-    from ..triton.squeeze_excite import channel_sums as launch
-
-    return launch(x)
-
-
-@torch.library.custom_op("effkernels_triton::se_excite", mutates_args=())
-def _triton_se_excite(sums: torch.Tensor, inv_hw: float, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
-                      b2: torch.Tensor, activation: int, gate: int) -> torch.Tensor:
-    from ..triton.squeeze_excite import se_excite as launch
-
-    return launch(sums, inv_hw, w1, b1, w2, b2, activation, gate)
-
-
-@torch.library.custom_op("effkernels_triton::se_scale", mutates_args=())
-def _triton_se_scale(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    from ..triton.squeeze_excite import se_scale as launch
-
-    return launch(x, scale)
-
-
-for _name, _fake in (("channel_sums", _channel_sums_fake), ("se_excite", _se_excite_fake),
-                     ("se_scale", _se_scale_fake)):
-    torch.library.register_fake(f"effkernels_triton::{_name}")(_fake)
-    if _ext.loaded():
-        torch.library.register_fake(f"effkernels::{_name}")(_fake)
+_TRITON = "effkernels.triton.squeeze_excite:"
+_dispatch.define("channel_sums", lambda x: x.new_empty((x.shape[0], x.shape[1]), dtype=torch.float32),
+                 "(Tensor x) -> Tensor", _TRITON + "channel_sums")
+_dispatch.define("se_excite", lambda sums, *_: sums.new_empty((sums.shape[0], sums.shape[-1]), dtype=torch.float32),
+                 "(Tensor sums, float inv_hw, Tensor w1, Tensor b1, Tensor w2, Tensor b2, int activation, "
+                 "int gate) -> Tensor", _TRITON + "se_excite")
+_dispatch.define("se_scale", lambda x, scale: empty_like_layout(x, x.shape), "(Tensor x, Tensor scale) -> Tensor",
+                 _TRITON + "se_scale")
 
 
 def _check_x(x):
@@ -87,9 +55,7 @@ def channel_sums(x, backend="auto"):
     if be == "eager":
         return channel_sums_ref(x)
     check_inference("channel_sums", x)
-    if be == "triton":
-        return _triton_channel_sums(x)
-    return torch.ops.effkernels.channel_sums(x)
+    return _dispatch.run("channel_sums", be, x)
 
 
 def se_excite(sums, inv_hw, w1, b1, w2, b2, activation="silu", gate="sigmoid", backend="auto"):
@@ -105,8 +71,7 @@ def se_excite(sums, inv_hw, w1, b1, w2, b2, activation="silu", gate="sigmoid", b
     check_inference("se_excite", sums, w1, b1, w2, b2)
     if be == "triton":
         _check_triton_squeeze(w1)
-        return _triton_se_excite(sums, float(inv_hw), w1, b1, w2, b2, *codes)
-    return torch.ops.effkernels.se_excite(sums, float(inv_hw), w1, b1, w2, b2, *codes)
+    return _dispatch.run("se_excite", be, sums, float(inv_hw), w1, b1, w2, b2, *codes)
 
 
 def se_scale(x, scale, backend="auto"):
@@ -117,9 +82,7 @@ def se_scale(x, scale, backend="auto"):
     if be == "eager":
         return se_scale_ref(x, scale)
     check_inference("se_scale", x, scale)
-    if be == "triton":
-        return _triton_se_scale(x, scale)
-    return torch.ops.effkernels.se_scale(x, scale)
+    return _dispatch.run("se_scale", be, x, scale)
 
 
 def squeeze_excite(x, w1, b1, w2, b2, activation="silu", gate="sigmoid", backend="auto"):
@@ -136,7 +99,6 @@ def squeeze_excite(x, w1, b1, w2, b2, activation="silu", gate="sigmoid", backend
         return x.clone()  # no pixels to scale
     if be == "triton":
         _check_triton_squeeze(w1)
-        scale = _triton_se_excite(_triton_channel_sums(x), 1.0 / (h * w), w1, b1, w2, b2, *codes)
-        return _triton_se_scale(x, scale)
-    ops = torch.ops.effkernels
-    return ops.se_scale(x, ops.se_excite(ops.channel_sums(x), 1.0 / (h * w), w1, b1, w2, b2, *codes))
+    sums = _dispatch.run("channel_sums", be, x)
+    scale = _dispatch.run("se_excite", be, sums, 1.0 / (h * w), w1, b1, w2, b2, *codes)
+    return _dispatch.run("se_scale", be, x, scale)

@@ -34,12 +34,8 @@ written exactly once, so no zero-fill kernel and no atomics (deterministic, too)
 [N, C] sums reduces over P_blocks: inside an MBConv block the SE excite kernel does it while it
 takes the mean (triton/squeeze_excite.py, `dwconv_bn_act_partials` here); the [N, C] launcher
 `dwconv_bn_act` sums them with torch (a view, no kernel, when P_blocks is 1).
-P_blocks depends on the tile, so the launcher must know the config before it allocates: a
-pinned config or the autotuner's remembered pick (_TUNED) give it. Only on the first call for
-a shape, when the autotuner has yet to choose, the buffer gets rows for the smallest BLOCK_P
-of the table; the kernel takes the image stride of the buffer as an argument (ss_n), each
-candidate writes its own first P_blocks rows, the winner's run comes last, and the launcher
-returns the view of its P_blocks rows.
+P_blocks depends on the tile, which the launcher picks before it allocates (`NHWC`/`STRIDED`:
+the tuned table, else a heuristic; triton/_common.py).
 
 Offsets: the image offset n * stride_n and every index times a stride are int64, so tensors
 (and single images) over 2**31 elements address correctly; only OH * OW must stay below 2**31.
@@ -52,62 +48,68 @@ import torch
 import triton
 import triton.language as tl
 
-from .._common import empty_like_layout, is_channels_last
-from ..backends import triton_autotune, triton_interpreted
+from .._common import ACTIVATIONS, conv_geometry, empty_like_layout, is_channels_last
+from ._common import TRITON_DTYPES, KernelConfigs, activation, launch_options, torch_dtype
 
-# (BLOCK_P, BLOCK_C, num_warps), 8 or 16 elements per thread: one or two 128-bit fp16 vectors
-# (two or four fp32) per tap. Keep BLOCK_C < 32 * num_warps: at or above it Triton loads the
-# per-tap weight vector one element per thread and converts it through shared memory (a
-# barrier per tap in the SASS; `python -m effkernels.tools.kernel_report` shows it).
+_FIELDS = ("dtype", "N", "C", "H", "W", "K", "STRIDE")
+_CATEGORICAL = ("dtype", "K", "STRIDE")
+
+
+def _nhwc(p, c, w):
+    return triton.Config({"BLOCK_P": p, "BLOCK_C": c}, num_warps=w, num_stages=1)
+
+
+def _nchw(c, p, w):
+    return triton.Config({"BLOCK_C": c, "BLOCK_P": p}, num_warps=w, num_stages=1)
+
+
+# 8 or 16 elements per thread: one or two 128-bit fp16 vectors (two or four fp32) per tap. Keep BLOCK_C <
+# 32 * num_warps: at or above it Triton loads the per-tap weight vector one element per thread and converts
+# it through shared memory (a barrier per tap in the SASS; `python -m effkernels.tools.kernel_report`).
 NHWC_CONFIGS = [
-    (32, 64, 4),   # the common case
-    (64, 32, 4),   # narrow layers (C = 32..48)
-    (16, 128, 8),  # wide layers on small maps
-    (16, 64, 4),   # small maps, batch 1: more programs to fill the SMs
-    (16, 32, 2),   # 7x7 maps, batch 1
+    _nhwc(32, 64, 4),   # the common case
+    _nhwc(64, 32, 4),   # narrow layers (C = 32..48)
+    _nhwc(16, 128, 8),  # wide layers on small maps
+    _nhwc(16, 64, 4),   # small maps, batch 1: more programs to fill the SMs
+    _nhwc(16, 32, 2),   # 7x7 maps, batch 1
 ]
-# (BLOCK_C, BLOCK_P, num_warps): pixels innermost, 8 elements per thread. (4, 256, 4) spilled
-# 8 bytes on sm_80 in fp16/bf16; (2, 512, 4) does the same job without.
+# Pixels innermost, 8 elements per thread. (4, 256, 4) spilled 8 bytes on sm_80 in fp16/bf16; (2, 512, 4)
+# does the same job without.
 NCHW_CONFIGS = [
-    (2, 512, 4),   # large maps (56x56 and up)
-    (8, 128, 4),   # 28x28
-    (16, 64, 4),   # 7x7 .. 14x14 maps
-    (64, 16, 4),   # 4x4 and smaller
+    _nchw(2, 512, 4),   # large maps (56x56 and up)
+    _nchw(8, 128, 4),   # 28x28
+    _nchw(16, 64, 4),   # 7x7 .. 14x14 maps
+    _nchw(64, 16, 4),   # 4x4 and smaller
 ]
-_AUTOTUNE_KEY = ["C", "H", "W", "STRIDE", "K"]
+_SMS = 132  # an H100/H200's SM count: the heuristic's notion of "enough programs"
 
 
-# The interpreter (TRITON_INTERPRET=1, the tests without a GPU) runs one big tile: it costs per
-# program, not per element, and autotuning would only multiply test time. The tests pin every
-# GPU config above explicitly.
-_INTERPRETER_TILES = {"nhwc": (64, 128, 4), "nchw": (64, 128, 4)}
+def _nhwc_heuristic(key):
+    _, n, c, h, w, k, stride = key
+    pixels = -(-h // stride) * -(-w // stride)
+    if c <= 48:
+        return NHWC_CONFIGS[1]
+    if n * triton.cdiv(pixels, 32) * triton.cdiv(c, 64) < 2 * _SMS:  # too few programs for the common tile
+        return NHWC_CONFIGS[4] if pixels <= 64 else NHWC_CONFIGS[3]
+    return NHWC_CONFIGS[2] if c >= 512 and pixels <= 196 else NHWC_CONFIGS[0]
 
 
-def _autotune_configs(kind):
-    table = NHWC_CONFIGS if kind == "nhwc" else NCHW_CONFIGS
-    names = ("BLOCK_P", "BLOCK_C") if kind == "nhwc" else ("BLOCK_C", "BLOCK_P")
-    if triton_interpreted():
-        table = [_INTERPRETER_TILES[kind]]
-    elif not triton_autotune():
-        table = table[:1]  # the common case's tile (EFFKERNELS_TRITON_AUTOTUNE=0)
-    return [triton.Config(dict(zip(names, cfg[:2])), num_warps=cfg[2], num_stages=1) for cfg in table]
+def _nchw_heuristic(key):
+    _, n, c, h, w, k, stride = key
+    pixels = -(-h // stride) * -(-w // stride)
+    for cfg, limit in zip(NCHW_CONFIGS, (56 * 56, 28 * 28, 7 * 7)):
+        if pixels >= limit:
+            return cfg
+    return NCHW_CONFIGS[3]
 
 
-@triton.jit
-def _activate(y, ACT: tl.constexpr):
-    # Codes of effkernels._common.ACTIVATIONS: 0 none, 1 relu, 2 relu6, 3 silu, 4 hardswish.
-    if ACT == 1:
-        y = tl.maximum(y, 0.0)
-    elif ACT == 2:
-        y = tl.minimum(tl.maximum(y, 0.0), 6.0)
-    elif ACT == 3:
-        y = y * tl.sigmoid(y)
-    elif ACT == 4:
-        y = y * (tl.minimum(tl.maximum(y + 3.0, 0.0), 6.0) / 6.0)
-    return y
+# The interpreter runs one big tile: it costs per program, not per element.
+NHWC = KernelConfigs("dwconv_nhwc", _FIELDS, _CATEGORICAL, lambda key: NHWC_CONFIGS, _nhwc_heuristic,
+                     interpreter=_nhwc(64, 128, 4))
+STRIDED = KernelConfigs("dwconv_strided", _FIELDS, _CATEGORICAL, lambda key: NCHW_CONFIGS, _nchw_heuristic,
+                        interpreter=_nchw(64, 128, 4))
 
 
-@triton.autotune(configs=_autotune_configs("nhwc"), key=_AUTOTUNE_KEY)
 @triton.jit
 def _dwconv_nhwc_kernel(
     x_ptr, w_ptr, b_ptr, out_ptr, sums_ptr,
@@ -164,7 +166,7 @@ def _dwconv_nhwc_kernel(
             acc += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
 
     bv = tl.load(b_ptr + c.to(tl.int64) * sb_c, mask=c_mask, other=0.0)
-    y = _activate(acc + bv.to(tl.float32)[None, :], ACT)
+    y = activation(acc + bv.to(tl.float32)[None, :], ACT)
     mask = p_mask[:, None] & c_mask[None, :]
     o_pix = n.to(tl.int64) * so_n + oh.to(tl.int64) * so_h + ow.to(tl.int64) * so_w
     tl.store(out_ptr + o_pix[:, None] + c[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
@@ -172,7 +174,6 @@ def _dwconv_nhwc_kernel(
         tl.store(sums_ptr + n.to(tl.int64) * ss_n + pb * C + c, tl.sum(tl.where(mask, y, 0.0), axis=0), mask=c_mask)
 
 
-@triton.autotune(configs=_autotune_configs("nchw"), key=_AUTOTUNE_KEY)
 @triton.jit
 def _dwconv_strided_kernel(
     x_ptr, w_ptr, b_ptr, out_ptr, sums_ptr,
@@ -216,19 +217,13 @@ def _dwconv_strided_kernel(
             acc += xv.to(tl.float32) * wv.to(tl.float32)[:, None]
 
     bv = tl.load(b_ptr + c.to(tl.int64) * sb_c, mask=c_mask, other=0.0)
-    y = _activate(acc + bv.to(tl.float32)[:, None], ACT)
+    y = activation(acc + bv.to(tl.float32)[:, None], ACT)
     mask = c_mask[:, None] & p_mask[None, :]
     o_chan = n.to(tl.int64) * so_n + c.to(tl.int64) * so_c
     o_pix = oh.to(tl.int64) * so_h + ow.to(tl.int64) * so_w
     tl.store(out_ptr + o_chan[:, None] + o_pix[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
     if SE_SUMS:
         tl.store(sums_ptr + n.to(tl.int64) * ss_n + pb * C + c, tl.sum(tl.where(mask, y, 0.0), axis=1), mask=c_mask)
-
-
-# Autotuner key -> the config it picked. Later calls launch that config directly: the autotuner
-# rebuilds its key from all ~30 arguments on every call: 106 -> 49 us of host time per call on an
-# H200 machine (triton 3.6).
-_TUNED = {}
 
 
 def tap_major(weight: torch.Tensor) -> torch.Tensor:
@@ -242,39 +237,26 @@ def _empty_partials(n, rows, c, device):
     return torch.empty((n, rows, c), dtype=torch.float32, device=device)
 
 
-def _alloc_block_p(tuner):
-    """BLOCK_P to size the partial sums by while the autotuner has not picked yet: the smallest of
-    its configs, so the buffer has room for whichever wins."""
-    return min(cfg.kwargs["BLOCK_P"] for cfg in tuner.configs)
-
-
 def dwconv_bn_act_partials(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_code, se_sums,
                            config=None):
-    """Launch the fused kernel; arguments as `dwconv_bn_act`. Once the config is known (pinned, or
-    picked on an earlier call) that is one launch and nothing else runs on the device.
+    """Launch the fused kernel; arguments as `dwconv_bn_act`. One launch, nothing else on the device.
 
-    Returns (out, partials): partials is an fp32 [N, P_blocks, C] view (channel stride 1) whose
+    Returns (out, partials): partials is an fp32 [N, P_blocks, C] tensor (channel stride 1) whose
     sum over dim 1 is the [N, C] SE sums, every element written by the kernel; None without
-    se_sums. P_blocks = cdiv(out_h * out_w, BLOCK_P of the config that ran).
+    se_sums. P_blocks = cdiv(out_h * out_w, BLOCK_P of the config that ran). `config`: a triton.Config
+    to run instead of the picked one (NHWC_CONFIGS / NCHW_CONFIGS; tests and the tuner).
     """
     n, c, h, w = x.shape
     k = weight.shape[-1]
     out = empty_like_layout(x, (n, c, out_h, out_w))
     channels_last = is_channels_last(x)
-    tuner = _dwconv_nhwc_kernel if channels_last else _dwconv_strided_kernel
-    kernel, launch = tuner, {}
-    tune_key = (channels_last, c, h, w, stride, k, x.dtype)  # the autotuner's key
-    if config is not None:
-        kernel = tuner.fn  # the plain @triton.jit function under the autotuner
-        launch = {"num_stages": 1, **config}
-    elif tune_key in _TUNED:
-        kernel, launch = tuner.fn, _TUNED[tune_key].all_kwargs()
+    kernel = _dwconv_nhwc_kernel if channels_last else _dwconv_strided_kernel
+    if config is None:
+        table = NHWC if channels_last else STRIDED
+        config = table.pick((TRITON_DTYPES[x.dtype], n, c, h, w, k, stride), x.device)
+    launch = launch_options(config)
     pixels = out_h * out_w
-    partials = None
-    if se_sums:
-        # The config is known here unless the autotuner still has to pick (module docstring).
-        rows = triton.cdiv(pixels, launch["BLOCK_P"] if "BLOCK_P" in launch else _alloc_block_p(tuner))
-        partials = _empty_partials(n, rows, c, x.device)
+    partials = _empty_partials(n, triton.cdiv(pixels, launch["BLOCK_P"]), c, x.device) if se_sums else None
     if out.numel() == 0:
         return out, partials  # partials has no elements either (n, c or out_h * out_w is 0)
     if channels_last:
@@ -288,20 +270,13 @@ def dwconv_bn_act_partials(x, weight, bias, stride, pad_top, pad_left, out_h, ou
     else:
         strides = (*x.stride(), weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0),
                    *out.stride())
-
-    def grid(meta):
-        return (n * triton.cdiv(pixels, meta["BLOCK_P"]) * triton.cdiv(c, meta["BLOCK_C"]),)
-
+    grid = (n * triton.cdiv(pixels, launch["BLOCK_P"]) * triton.cdiv(c, launch["BLOCK_C"]),)
     # Without se_sums the kernel never touches sums_ptr: an uninitialised 1-element stand-in
     # (torch.empty runs no kernel).
     sums_arg = partials if se_sums else torch.empty(1, dtype=torch.float32, device=x.device)
     kernel[grid](x, weight, bias, out, sums_arg,
                  c, h, w, out_h, out_w, pad_top, pad_left, *strides, sums_arg.stride(0),
                  K=k, STRIDE=stride, ACT=act_code, SE_SUMS=bool(se_sums), **launch)
-    if kernel is tuner:
-        _TUNED[tune_key] = tuner.best_config
-        if se_sums:  # the rows the winner wrote (the buffer may have more: module docstring)
-            partials = partials[:, :triton.cdiv(pixels, tuner.best_config.kwargs["BLOCK_P"])]
     return out, partials
 
 
@@ -309,57 +284,84 @@ def dwconv_bn_act(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_
     """Launch the fused kernel; arguments as the C++ schema (geometry resolved, checked by the op).
 
     Returns (out, sums): out [N, C, out_h, out_w] in x's dtype and memory format, sums fp32 [N, C]
-    (contiguous) or None. `config` pins a tile instead of autotuning, e.g. {"BLOCK_P": 32,
-    "BLOCK_C": 64, "num_warps": 4} (a row of NHWC_CONFIGS / NCHW_CONFIGS; used by tests and
-    benchmarks). With se_sums the kernel's partial sums are reduced here: a view when there is
+    (contiguous), or an empty tensor without se_sums (the schema's convention). `config`: as in `dwconv_bn_act_partials`. With se_sums the kernel's partial sums are reduced here: a view when there is
     one pixel block, else a torch sum over the blocks (a second kernel; an MBConv block avoids it
     by handing the partials to se_excite, see `dwconv_bn_act_partials`).
     """
     out, partials = dwconv_bn_act_partials(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_code,
                                            se_sums, config)
     if partials is None:
-        return out, None
+        return out, x.new_empty((0,), dtype=torch.float32)
     if partials.shape[1] == 1 and partials[:, 0].is_contiguous():
         return out, partials[:, 0]
     return out, partials.sum(1)
 
 
-_TRITON_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+@NHWC.runner
+def _nhwc_runner(key, device, channels_last=True):
+    """For the tuner: random inputs of `key` as an MBConv block calls the kernel (SiLU, SE sums, padding
+    (k - 1) // 2, [C, 1, k, k] weights); returns run(config)."""
+    dtype, n, c, h, w, k, stride = key
+    like = dict(device=device, dtype=torch_dtype(dtype))
+    x = torch.randn(n, c, h, w, **like)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    weight, bias = torch.randn(c, 1, k, k, **like) / k, torch.randn(c, **like)
+    geom = conv_geometry(h, w, k, stride, (k - 1) // 2)
+    return lambda config: dwconv_bn_act_partials(x, weight, bias, stride, *geom, ACTIVATIONS["silu"], True, config)
+
+
+@STRIDED.runner
+def _strided_runner(key, device):
+    return _nhwc_runner(key, device, channels_last=False)
 
 
 def aot_variants():
-    """Every (kernel, signature, constexprs) the launcher can pick, for effkernels.triton._aot.
+    """Every (kernel, signature, constexprs) the launcher can request, for effkernels.triton._aot.
 
-    Each autotune config x dtype of both kernels, with arguments typed as the JIT specializes
-    them in the common case: channels_last x with C a multiple of 16 and tap-major weights
-    (NHWC kernel), contiguous NCHW x with [C, 1, k, k] weights (strided kernel); strides equal
-    to 1 become constexprs, as in the JIT. k = 3, stride 1, SiLU and SE sums throughout; the
-    first config also with k = 5, stride 2, and (NHWC) with [C, 1, k, k] weights and with C a
-    multiple of 8 only (alignment from VEC alone).
+    Arguments are typed as the JIT specializes them: channels_last x with C a multiple of 16 and tap-major
+    weights (NHWC kernel), contiguous NCHW x with [C, 1, k, k] weights (strided kernel); strides equal to 1
+    become constexprs. Per dtype: every config with k = 3, stride 1, SiLU and SE sums; then, with the first
+    config, every other value of each constexpr the launcher sets (k 1/5/7, stride 2, every activation,
+    no SE sums; NHWC: [C, 1, k, k] weights (W_VEC = 1), C a multiple of 8 only, and unaligned C (VEC = 1)).
     """
+    from .._common import ACTIVATIONS, CONV_ACTIVATIONS
+
     out = []
-    for dt in _TRITON_DTYPES.values():
+    for dt in TRITON_DTYPES.values():
+        vec = 4 if dt == "fp32" else 8
         ptrs = dict(x_ptr=f"*{dt}:16", w_ptr=f"*{dt}:16", b_ptr=f"*{dt}:16", out_ptr=f"*{dt}:16",
                     sums_ptr="*fp32:16", H="i32", W="i32", OH="i32", OW="i32", pad_top="i32", pad_left="i32")
         nhwc = dict(ptrs, C="i32:16", sx_n="i32:16", sx_h="i32:16", sx_w="i32:16", sw_c=1, sw_h="i32:16",
                     sw_w="i32:16", sb_c=1, so_n="i32:16", so_h="i32:16", so_w="i32:16", ss_n="i32:16")
-        nhwc_oihw_w = dict(nhwc, sw_c="i32", sw_h="i32", sw_w=1)
-        # C a multiple of 8 but not of 16 (40 in B3, 56 in B6): only VEC gives the alignment
-        nhwc_c8 = dict(nhwc, **{a: "i32" for a in ("C", "sx_n", "sx_h", "sx_w", "sw_h", "sw_w", "so_n", "so_h",
-                                                   "so_w", "ss_n")})
+        unaligned = ("C", "sx_n", "sx_h", "sx_w", "sw_h", "sw_w", "so_n", "so_h", "so_w", "ss_n")
+        nhwc_variants = [  # (signature, VEC, W_VEC)
+            (dict(nhwc, sw_c="i32", sw_h="i32", sw_w=1), vec, 1),        # [C, 1, k, k] weights
+            (dict(nhwc, **{a: "i32" for a in unaligned}), vec, vec),     # C = 40, 56: alignment from VEC alone
+            (dict(nhwc, **{a: "i32" for a in unaligned}), 1, 1),         # C odd: scalar accesses
+        ]
         strided = dict(ptrs, C="i32", sx_n="i32", sx_c="i32", sx_h="i32", sx_w=1, sw_c="i32", sw_h="i32",
                        sw_w=1, sb_c=1, so_n="i32", so_c="i32", so_h="i32", so_w=1, ss_n="i32")
-        for kernel, args, table, names in ((_dwconv_nhwc_kernel, nhwc, NHWC_CONFIGS, ("BLOCK_P", "BLOCK_C")),
-                                           (_dwconv_strided_kernel, strided, NCHW_CONFIGS, ("BLOCK_C", "BLOCK_P"))):
-            cases = [(args, cfg, 3, 1) for cfg in table] + [(args, table[0], 5, 2)]
-            if kernel is _dwconv_nhwc_kernel:
-                cases += [(nhwc_oihw_w, table[0], 3, 1), (nhwc_c8, table[0], 3, 1)]
-            for a, cfg, k, stride in cases:
-                consts = {name: v for name, v in a.items() if isinstance(v, int)}
-                consts.update(dict(zip(names, cfg[:2])), K=k, STRIDE=stride, ACT=3, SE_SUMS=True)
-                if kernel is _dwconv_nhwc_kernel:
-                    consts["VEC"] = 4 if dt == "fp32" else 8
-                    consts["W_VEC"] = consts["VEC"] if a["sw_c"] == 1 else 1
+        base = dict(K=3, STRIDE=1, ACT=3, SE_SUMS=True)
+        others = ([dict(base, K=k) for k in (1, 5, 7)] + [dict(base, STRIDE=2)] + [dict(base, SE_SUMS=False)]
+                  + [dict(base, ACT=ACTIVATIONS[a]) for a in CONV_ACTIVATIONS if a != "silu"])
+        for kernel, args, table in ((_dwconv_nhwc_kernel, nhwc, NHWC_CONFIGS),
+                                    (_dwconv_strided_kernel, strided, NCHW_CONFIGS)):
+            nhwc_kernel = kernel is _dwconv_nhwc_kernel
+            cases = [(args, cfg, base, vec, vec) for cfg in table] + [(args, table[0], c, vec, vec) for c in others]
+            if nhwc_kernel:
+                cases += [(a, table[0], base, v, wv) for a, v, wv in nhwc_variants]
+            for a, cfg, spec, v, wv in cases:
+                consts = {name: val for name, val in a.items() if isinstance(val, int)}
+                consts.update(cfg.kwargs, **spec)
+                if nhwc_kernel:
+                    consts.update(VEC=v, W_VEC=wv)
                 sig = dict(a, **{name: "constexpr" for name in consts})
-                out.append((kernel, sig, dict(consts, num_warps=cfg[2], num_stages=1)))
+                out.append((kernel, sig, dict(consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages)))
     return out
+
+
+def hot_loop(kernel, consts):
+    """For tools/kernel_report: (outputs one thread finishes per iteration of the kh loop, iterations)."""
+    threads = 32 * consts["num_warps"]
+    per_thread = consts["BLOCK_P"] * consts["BLOCK_C"] / threads
+    return per_thread / consts["K"], consts["K"]

@@ -16,66 +16,65 @@ import torch
 import triton
 import triton.language as tl
 
-from .._common import empty_like_layout
-from ..backends import triton_autotune, triton_interpreted
+import math
+
+from .._common import ACTIVATIONS, empty_like_layout
+from ..backends import triton_interpreted
+from ._common import TRITON_DTYPES, KernelConfigs, activation, launch_options, torch_dtype
 
 
-@triton.jit
-def apply_activation(x, ACT: tl.constexpr):
-    """Activation by its effkernels._common.ACTIVATIONS code, on fp32 values."""
-    if ACT == 1:  # relu
-        x = tl.maximum(x, 0.0)
-    elif ACT == 2:  # relu6
-        x = tl.minimum(tl.maximum(x, 0.0), 6.0)
-    elif ACT == 3:  # silu
-        x = x * tl.sigmoid(x)
-    elif ACT == 4:  # hardswish
-        x = x * tl.minimum(tl.maximum(x + 3.0, 0.0), 6.0) * (1.0 / 6.0)
-    elif ACT == 5:  # sigmoid
-        x = tl.sigmoid(x)
-    elif ACT == 6:  # hardsigmoid
-        x = tl.minimum(tl.maximum(x + 3.0, 0.0), 6.0) * (1.0 / 6.0)
-    return x
+def _tile(m, n, k, warps):
+    return triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k}, num_warps=warps, num_stages=3)
 
 
 # EfficientNet's 1x1 convs: M = N*H*W is large, C_in/C_out are 16..3840 (the expand convs' C_in
 # of 16/24 favour BLOCK_K = 16). Every one is compiled ahead of time (aot_variants).
 GPU_CONFIGS = [
-    triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=8, num_stages=3),
-    triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 16}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32}, num_warps=8, num_stages=3),
-    triton.Config({"BLOCK_M": 64, "BLOCK_N": 32, "BLOCK_K": 64}, num_warps=4, num_stages=3),
+    _tile(128, 64, 32, 8),
+    _tile(64, 64, 32, 4),
+    _tile(64, 64, 16, 4),
+    _tile(128, 128, 32, 8),
+    _tile(64, 32, 64, 4),
 ]
 
 
-def _configs():
-    """What the autotuner chooses from."""
-    if triton_interpreted():  # one config: the interpreter would otherwise "benchmark" every one
-        return [triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=1)]
-    # EFFKERNELS_TRITON_AUTOTUNE=0: one config that _fits every dtype and layout.
-    return GPU_CONFIGS if triton_autotune() else GPU_CONFIGS[2:3]
-
-
-def _fits(cfg, dtype) -> bool:
+def _fits(cfg, dtype: str) -> bool:
     """fp32 dots run as tf32x3 (operands split in two, three MMAs): tiles with more than 24 operand
     elements per thread per K step, or 128x128 accumulators, spill registers on sm_80/sm_90."""
-    if dtype != torch.float32:
+    if dtype != "fp32":
         return True
     bm, bn, bk = cfg.kwargs["BLOCK_M"], cfg.kwargs["BLOCK_N"], cfg.kwargs["BLOCK_K"]
     return bm * bn <= 128 * 64 and (bm + bn) * bk <= 24 * 32 * cfg.num_warps
 
 
-def _prune(configs, named_args, **kwargs):
-    keep = [c for c in configs if _fits(c, named_args["x_ptr"].dtype)]
-    if kwargs["IMAGE_TILES"] and named_args["HW"] % 16:
+def _candidates(key):
+    """The configs that fit the key (all of them for key None)."""
+    if key is None:
+        return GPU_CONFIGS
+    dtype, m, hw, c_in, c_out, image_tiles, has_scale, has_res = key
+    keep = [c for c in GPU_CONFIGS if _fits(c, dtype)]
+    if image_tiles and hw % 16:
         # Rows whose mask the compiler cannot split into 16-aligned runs: 128x128 tiles spill there.
         keep = [c for c in keep if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= 128 * 64]
     return keep
 
 
-@triton.autotune(configs=_configs(), key=["M", "C_OUT", "C_IN", "HAS_SCALE", "HAS_RES"],
-                 prune_configs_by={"early_config_prune": _prune})
+def _heuristic(key):
+    dtype, m, hw, c_in, c_out, image_tiles, has_scale, has_res = key
+    fitting = _candidates(key)
+    if c_in <= 32:  # the expand convs of the first stages: K is one or two BLOCK_K = 16 steps
+        return GPU_CONFIGS[2]
+    if m >= 4096 and c_out >= 64 and GPU_CONFIGS[0] in fitting:
+        return GPU_CONFIGS[0]
+    return GPU_CONFIGS[1]
+
+
+TABLE = KernelConfigs("pointwise_conv", ("dtype", "M", "HW", "C_IN", "C_OUT", "IMAGE_TILES", "HAS_SCALE", "HAS_RES"),
+                      ("dtype", "IMAGE_TILES", "HAS_SCALE", "HAS_RES"), _candidates, _heuristic,
+                      interpreter=triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4,
+                                                num_stages=1))
+
+
 @triton.jit
 def _pointwise_conv_kernel(
     x_ptr, w_ptr, b_ptr, scale_ptr, res_ptr, out_ptr,
@@ -148,16 +147,17 @@ def _pointwise_conv_kernel(
         b_ptrs += BLOCK_K * sw_i
 
     acc += tl.load(b_ptr + offs_n * sb, mask=n_mask, other=0.0).to(tl.float32)[None, :]
-    acc = apply_activation(acc, ACT)
+    acc = activation(acc, ACT)
     mn_mask = m_mask[:, None] & n_mask[None, :]
     if HAS_RES:
         acc += tl.load(res_ptr + r_row[:, None] + offs_n[None, :] * sr_c, mask=mn_mask, other=0.0).to(tl.float32)
     tl.store(out_ptr + o_row[:, None] + offs_n[None, :] * so_c, acc.to(out_ptr.dtype.element_ty), mask=mn_mask)
 
 
-def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, activation: int,
-                   scale: torch.Tensor | None, residual: torch.Tensor | None) -> torch.Tensor:
-    """Launcher, arguments as the effkernels::pointwise_conv schema (already checked by ops/)."""
+def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, act_code: int,
+                   scale: torch.Tensor | None, residual: torch.Tensor | None, config=None) -> torch.Tensor:
+    """Launcher, arguments as the effkernels::pointwise_conv schema (already checked by ops/).
+    `config`: a triton.Config to run instead of the picked one (tests and the tuner)."""
     n, c_in, h, w = x.shape
     c_out = weight.shape[0]
     out = empty_like_layout(x, (n, c_out, h, w))
@@ -170,54 +170,78 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, ac
     ss = scale.stride() if has_scale else (0, 0)
     r = residual if has_res else x
     rs = residual.stride() if has_res else (0, 0, 0, 0)
-
     # Pixels contiguous and every tensor's (h, w) flattening to one stride: tile per image.
     image_tiles = x.stride(3) == 1 and all(t.stride(2) == w * t.stride(3) for t in (x, r, out))
-
-    def grid(meta):
-        rows = n * triton.cdiv(h * w, meta["BLOCK_M"]) if image_tiles else triton.cdiv(m, meta["BLOCK_M"])
-        return (rows * triton.cdiv(c_out, meta["BLOCK_N"]),)
-
-    _pointwise_conv_kernel[grid](
+    if config is None:
+        config = TABLE.pick((TRITON_DTYPES[x.dtype], m, h * w, c_in, c_out, image_tiles, has_scale, has_res),
+                            x.device)
+    launch = launch_options(config)
+    rows = n * triton.cdiv(h * w, launch["BLOCK_M"]) if image_tiles else triton.cdiv(m, launch["BLOCK_M"])
+    _pointwise_conv_kernel[(rows * triton.cdiv(c_out, launch["BLOCK_N"]),)](
         x, weight, bias, s, r, out,
         m, h * w, w, c_in, c_out,
         *x.stride(), *weight.stride(), bias.stride(0), *ss, *rs, *out.stride(),
-        ACT=activation, HAS_SCALE=has_scale, HAS_RES=has_res, IMAGE_TILES=image_tiles,
-        DOT_FP32=triton_interpreted() and x.dtype == torch.bfloat16,
+        ACT=act_code, HAS_SCALE=has_scale, HAS_RES=has_res, IMAGE_TILES=image_tiles,
+        DOT_FP32=triton_interpreted() and x.dtype == torch.bfloat16, **launch,
     )
     return out
 
 
-_TRITON_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+@TABLE.runner
+def _runner(key, device):
+    """For the tuner: random inputs of `key` (square maps; NCHW for IMAGE_TILES, else channels_last; SiLU on the
+    expand GEMMs, none with the SE scale, as in an MBConv block); returns run(config)."""
+    dtype, m, hw, c_in, c_out, image_tiles, has_scale, has_res = key
+    side = math.isqrt(hw)
+    h, w = (side, side) if side * side == hw else (1, hw)
+    like = dict(device=device, dtype=torch_dtype(dtype))
+    fmt = torch.contiguous_format if image_tiles else torch.channels_last
+    x = torch.randn(m // hw, c_in, h, w, **like).contiguous(memory_format=fmt)
+    weight, bias = torch.randn(c_out, c_in, **like) / c_in ** 0.5, torch.randn(c_out, **like)
+    scale = torch.rand(m // hw, c_in, device=device) if has_scale else None
+    res = torch.randn(m // hw, c_out, h, w, **like).contiguous(memory_format=fmt) if has_res else None
+    act = ACTIVATIONS["none" if has_scale else "silu"]
+    return lambda config: pointwise_conv(x, weight, bias, act, scale, res, config)
 
 
 def aot_variants():
-    """(kernel, signature, constexprs) per autotune config x dtype x row mapping, for
-    effkernels.triton._aot.
+    """Every (kernel, signature, constexprs) the launcher can request, for effkernels.triton._aot.
 
-    Each variant enables the scale prologue, an activation and the residual epilogue, so it is the
-    largest code the launcher can pick. Arguments are typed as the JIT specializes them for
-    contiguous tensors: unit strides become constants, and ":16" marks what is a multiple of 16
-    when the channel counts are (pointers, C, the strides that are multiples of C).
+    Arguments are typed as the JIT specializes them for contiguous tensors: unit strides become constants,
+    and ":16" marks what is a multiple of 16 when the channel counts are. Per dtype and row mapping: every
+    config that fits the dtype with the scale prologue, SiLU and the residual epilogue (the largest code);
+    then, with the first fitting config, every other value of each constexpr: no scale, no residual, every
+    activation, and channel counts that are not multiples of 16 (C_in = 40, 24: no divisibility hints).
     """
-    fn = _pointwise_conv_kernel.fn
+    from .._common import ACTIVATIONS, CONV_ACTIVATIONS
+
+    fn = _pointwise_conv_kernel
     out = []
-    for cfg in GPU_CONFIGS:
-        for dtype, dt in _TRITON_DTYPES.items():
-            if not _fits(cfg, dtype):
-                continue
-            for image_tiles in (False, True):
-                sig = {name: "i32:16" for name in fn.arg_names}
-                sig.update(M="i32", HW="i32", W="i32", x_ptr=f"*{dt}:16", w_ptr=f"*{dt}:16", b_ptr=f"*{dt}:16",
-                           scale_ptr="*fp32:16", res_ptr=f"*{dt}:16", out_ptr=f"*{dt}:16")
-                if image_tiles:  # NCHW: pixels unit-stride, channel stride H*W (maps from 28x28 up: 16 | H*W)
-                    sig.update(HW="i32:16", sx_h="i32", sr_h="i32", so_h="i32")
-                    units = dict(sx_w=1, sr_w=1, so_w=1)
-                else:  # channels_last
-                    units = dict(sx_c=1, sr_c=1, so_c=1)
-                const = dict(units, sw_i=1, sb=1, ss_c=1, ACT=3, HAS_SCALE=True, HAS_RES=True,
-                             IMAGE_TILES=image_tiles, DOT_FP32=False, **cfg.kwargs)
-                sig.update({name: "constexpr" for name in const})
-                const.update(num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-                out.append((fn, sig, const))
+    for dt in TRITON_DTYPES.values():
+        for image_tiles in (False, True):
+            sig = {name: "i32:16" for name in fn.arg_names}
+            sig.update(M="i32", HW="i32", W="i32", x_ptr=f"*{dt}:16", w_ptr=f"*{dt}:16", b_ptr=f"*{dt}:16",
+                       scale_ptr="*fp32:16", res_ptr=f"*{dt}:16", out_ptr=f"*{dt}:16")
+            if image_tiles:  # NCHW: pixels unit-stride, channel stride H*W (maps from 28x28 up: 16 | H*W)
+                sig.update(HW="i32:16", sx_h="i32", sr_h="i32", so_h="i32")
+                units = dict(sx_w=1, sr_w=1, so_w=1)
+            else:  # channels_last
+                units = dict(sx_c=1, sr_c=1, so_c=1)
+            unaligned = dict(sig, **{a: "i32" for a in sig if sig[a] == "i32:16"})
+            base = dict(units, sw_i=1, sb=1, ss_c=1, ACT=3, HAS_SCALE=True, HAS_RES=True, IMAGE_TILES=image_tiles,
+                        DOT_FP32=False)
+            fitting = [c for c in GPU_CONFIGS if _fits(c, dt)]
+            others = ([dict(base, HAS_SCALE=False), dict(base, HAS_RES=False)]
+                      + [dict(base, ACT=ACTIVATIONS[a]) for a in CONV_ACTIVATIONS if a != "silu"])
+            cases = ([(sig, cfg, base) for cfg in fitting] + [(sig, fitting[0], c) for c in others]
+                     + [(unaligned, fitting[0], base)])
+            for signature, cfg, const in cases:
+                const = dict(const, **cfg.kwargs)
+                signature = dict(signature, **{name: "constexpr" for name in const})
+                out.append((fn, signature, dict(const, num_warps=cfg.num_warps, num_stages=cfg.num_stages)))
     return out
+
+
+def hot_loop(kernel, consts):
+    """For tools/kernel_report: the K loop, (outputs one thread holds, None: C_in / BLOCK_K iterations)."""
+    return consts["BLOCK_M"] * consts["BLOCK_N"] / (32 * consts["num_warps"]), None

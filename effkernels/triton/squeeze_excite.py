@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from .._common import empty_like_layout
-from .pointwise_conv import apply_activation
+from ._common import TRITON_DTYPES, activation
 
 # Tile of the pixel x channel kernels: 4096 elements, 32 per thread at 4 warps.
 _SUMS_BLOCK_HW, _SUMS_BLOCK_C = 64, 64
@@ -73,7 +73,7 @@ def _se_excite_kernel(sums_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr, inv_hw,
         w1 = tl.load(w1_ptr + s[:, None] * sw1_s + c[None, :] * sw1_c,
                      mask=s_mask[:, None] & c_mask[None, :], other=0.0).to(tl.float32)
         hidden += tl.sum(w1 * mean[None, :], axis=1)
-    hidden = apply_activation(hidden + tl.load(b1_ptr + s * sb1, mask=s_mask, other=0.0).to(tl.float32), ACT)
+    hidden = activation(hidden + tl.load(b1_ptr + s * sb1, mask=s_mask, other=0.0).to(tl.float32), ACT)
     for c0 in range(0, C, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
         c_mask = c < C
@@ -81,7 +81,7 @@ def _se_excite_kernel(sums_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr, inv_hw,
         w2 = tl.load(w2_ptr + c[:, None] * sw2_c + s[None, :] * sw2_s,
                      mask=c_mask[:, None] & s_mask[None, :], other=0.0).to(tl.float32)
         z = tl.sum(w2 * hidden[None, :], axis=1) + tl.load(b2_ptr + c * sb2, mask=c_mask, other=0.0).to(tl.float32)
-        tl.store(out_ptr + n * C + c, apply_activation(z, GATE), mask=c_mask)
+        tl.store(out_ptr + n * C + c, activation(z, GATE), mask=c_mask)
 
 
 @triton.jit
@@ -153,14 +153,11 @@ def se_scale(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return out
 
 
-_TRITON_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
-
-
 def aot_variants():
     """(kernel, signature, constexprs) per kernel x dtype (x's dtype; the SE weights' for
     se_excite) for effkernels.triton._aot; channels_last strides, channel stride 1 specialized."""
     out = []
-    for dt in _TRITON_DTYPES.values():
+    for dt in TRITON_DTYPES.values():
         out.append((_channel_sums_kernel,
                     dict(x_ptr=f"*{dt}:16", out_ptr="*fp32:16", C="i32:16", HW="i32", W="i32", sx_n="i32:16",
                          sx_c="constexpr", sx_h="i32:16", sx_w="i32:16", BLOCK_HW="constexpr", BLOCK_C="constexpr"),
@@ -175,8 +172,11 @@ def aot_variants():
         # The excite MLP's tile shape depends on S (the smallest and the largest S it accepts) and
         # C (wide, and 32: the narrowest EfficientNet block), BLOCK_R on whether the sums come in
         # one row ([N, C]: P = 1, a constexpr as the JIT specializes it) or in pixel-block partials.
-        for s, c, p in ((16, 1024, 1), (16, 1024, 2), (MAX_SQUEEZE, 1024, 1), (MAX_SQUEEZE, 1024, 2),
-                        (16, 32, 1), (16, 32, 2)):
+        # Each (activation, gate) pair the op accepts once, on the first shape.
+        acts = [(3, 5)] * 6 + [(1, 5), (3, 6), (1, 6)]
+        for (s, c, p), (act, gate) in zip(((16, 1024, 1), (16, 1024, 2), (MAX_SQUEEZE, 1024, 1),
+                                           (MAX_SQUEEZE, 1024, 2), (16, 32, 1), (16, 32, 2), (16, 1024, 1),
+                                           (16, 1024, 1), (16, 1024, 1)), acts):
             block_s, block_c, block_r = _excite_blocks(s, c, p)
             rows_value = dict(P=1) if p == 1 else {}
             out.append((_se_excite_kernel,
@@ -186,6 +186,13 @@ def aot_variants():
                              ss_c="constexpr", sw1_s="i32:16", sw1_c="constexpr", sb1="constexpr",
                              sw2_c="i32", sw2_s="constexpr", sb2="constexpr", ACT="constexpr",
                              GATE="constexpr", BLOCK_S="constexpr", BLOCK_C="constexpr", BLOCK_R="constexpr"),
-                        dict(ss_c=1, sw1_c=1, sb1=1, sw2_s=1, sb2=1, ACT=3, GATE=5, BLOCK_S=block_s,
+                        dict(ss_c=1, sw1_c=1, sb1=1, sw2_s=1, sb2=1, ACT=act, GATE=gate, BLOCK_S=block_s,
                              BLOCK_C=block_c, BLOCK_R=block_r, **rows_value, num_warps=4, num_stages=3)))
     return out
+
+
+def hot_loop(kernel, consts):
+    """For tools/kernel_report: channel_sums' pixel loop, (input elements one thread adds per iteration, None)."""
+    if kernel is _channel_sums_kernel:
+        return consts["BLOCK_HW"] * consts["BLOCK_C"] / (32 * consts["num_warps"]), None
+    return None

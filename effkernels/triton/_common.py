@@ -1,0 +1,117 @@
+"""What every Triton kernel module shares: the activation, dtype names, and each kernel's tile choice.
+
+Tile choice (`KernelConfigs`): a kernel declares its candidate `triton.Config`s (what the tuner times and
+what tests/test_triton_aot.py compiles), a heuristic, and the fields of its key. A launcher calls
+`pick(key)`: the first call for a key looks in the device's tuned table (effkernels.configs: exact key,
+else the nearest of its shape class), else asks the heuristic; later calls are one dict lookup. No
+autotuning ever runs on the call path. Under the interpreter (TRITON_INTERPRET=1, the CPU tests) the
+kernel's interpreter config is used instead: the interpreter's cost is per program, so one big tile keeps
+the tests fast, and the tests pin every candidate explicitly.
+
+Every KernelConfigs is listed in KERNELS by name; `@<table>.runner` pairs it with a function that builds
+random inputs for a key and launches the kernel with a given config, which is what `python -m
+effkernels.tune` times (docs/CONTRACTS.md, "Tuning").
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import configs as _tables
+from ..backends import triton_interpreted
+
+TRITON_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a TRITON_DTYPES name (a table key's dtype field)."""
+    return next(d for d, n in TRITON_DTYPES.items() if n == name)
+
+_LOG2E = tl.constexpr(1.4426950408889634)  # a constexpr: @triton.jit code reads no other globals
+
+
+@triton.jit
+def activation(x, ACT: tl.constexpr):
+    """The activation of effkernels._common.ACTIVATIONS code ACT, on fp32 values.
+
+    SiLU and sigmoid take one exp2 and one fast reciprocal (two MUFU ops; tl.sigmoid's IEEE division is ~18
+    instructions): relative error ~1e-7, and the same limits as torch (silu(-inf) = nan, silu(+-large) ->
+    +large / -0); tests/test_triton_common.py checks the extremes against torch.
+    """
+    if ACT == 1:  # relu
+        x = tl.maximum(x, 0.0)
+    elif ACT == 2:  # relu6
+        x = tl.minimum(tl.maximum(x, 0.0), 6.0)
+    elif ACT == 3:  # silu
+        x = x * tl.fdiv(1.0, 1.0 + tl.exp2(x * -_LOG2E), ieee_rounding=False)
+    elif ACT == 4:  # hardswish
+        x = x * tl.minimum(tl.maximum(x + 3.0, 0.0), 6.0) * (1.0 / 6.0)
+    elif ACT == 5:  # sigmoid
+        x = tl.fdiv(1.0, 1.0 + tl.exp2(x * -_LOG2E), ieee_rounding=False)
+    elif ACT == 6:  # hardsigmoid
+        x = tl.minimum(tl.maximum(x + 3.0, 0.0), 6.0) * (1.0 / 6.0)
+    return x
+
+
+def device_name(device) -> str:
+    return torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else "cpu"
+
+
+def launch_options(cfg: triton.Config) -> dict:
+    """A config as keyword arguments of `kernel[grid](...)`."""
+    return {**cfg.kwargs, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
+
+
+KERNELS: dict = {}  # name -> KernelConfigs, filled as the kernel modules are imported
+
+
+class KernelConfigs:
+    """One kernel's tile choice (module docstring).
+
+    name: the kernel's name in the tables; fields: names of the key's entries; categorical: the fields a
+    nearest-shape match must share (dtype, kernel size, stride, layout...); candidates(key): the configs
+    worth timing for a key (all of them are compiled ahead of time); heuristic(key): the config without a
+    table; interpreter: the config under TRITON_INTERPRET=1.
+    make_runner(key, device) -> run(config): set by the `runner` decorator, used by the tuner.
+    """
+
+    def __init__(self, name: str, fields: tuple, categorical: tuple, candidates, heuristic,
+                 interpreter: triton.Config):
+        self.name, self.fields, self.categorical = name, tuple(fields), tuple(categorical)
+        self.candidates, self.heuristic, self.interpreter = candidates, heuristic, interpreter
+        self._cache: dict = {}
+        self.make_runner = None
+        _tables.on_reload(self._cache.clear)
+        KERNELS[name] = self
+
+    def runner(self, make_runner):
+        """Decorator: `make_runner(key, device)` allocates random inputs shaped by `key` on `device` and returns
+        `run(config)`, which launches this kernel once on them with `config` (the launcher's config=)."""
+        self.make_runner = make_runner
+        return make_runner
+
+    def params(self) -> tuple:
+        """What a config may set: the tile constexprs of the candidates, plus the launch options."""
+        names = {k for cfg in self.all_configs() for k in cfg.kwargs}
+        return tuple(sorted(names)) + ("num_warps", "num_stages")
+
+    def all_configs(self) -> list:
+        """Every config the launcher can run (the union over keys is what candidates() returns for key=None)."""
+        return self.candidates(None)
+
+    def pick(self, key: tuple, device) -> triton.Config:
+        """The config for `key` on `device` (a tuple of plain values; cached per key and device)."""
+        cfg = self._cache.get((key, device))
+        if cfg is None:
+            cfg = self._cache[(key, device)] = self._resolve(key, device)
+        return cfg
+
+    def _resolve(self, key: tuple, device) -> triton.Config:
+        if triton_interpreted():
+            return self.interpreter
+        found = _tables.lookup(device_name(device), self.name, self.fields, key, self.categorical, self.params())
+        if found is None:
+            return self.heuristic(key)
+        tile = {k: v for k, v in found.items() if k not in ("num_warps", "num_stages")}
+        return triton.Config(tile, num_warps=found.get("num_warps", 4), num_stages=found.get("num_stages", 1))
