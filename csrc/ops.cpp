@@ -5,6 +5,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "cpu/gemm.h"
+
 TORCH_LIBRARY(effkernels, m) {
   // Depthwise k x k conv with BN folded into (weight [C,1,k,k], bias [C]) + activation.
   // Output is [N, C, out_h, out_w] in x's memory format; input rows/cols outside
@@ -54,8 +56,13 @@ static PyObject* built_with_cuda(PyObject*, PyObject*) {
 #endif
 }
 
+// Python's fake of pack_pointwise_weight needs the panel width without running a kernel (at import, an
+// AVX-512 build on an AVX2 CPU must not execute its code).
+static PyObject* cpu_panel_width(PyObject*, PyObject*) { return PyLong_FromLong(effkernels::cpu::kNR); }
+
 static PyMethodDef methods[] = {
     {"built_with_cuda", built_with_cuda, METH_NOARGS, "True when the CUDA kernels were compiled in."},
+    {"cpu_panel_width", cpu_panel_width, METH_NOARGS, "Output channels per pack_pointwise_weight panel."},
     {nullptr, nullptr, 0, nullptr}};
 
 // A plain Python module so `import effkernels._C` loads the library (and runs the

@@ -22,13 +22,9 @@ def _fake(x, weight, bias, activation, scale, residual):
     return empty_like_layout(x, (n, weight.shape[0], h, w))
 
 
-def _panel_width() -> int:
-    """Output channels per packed panel (16 on AVX2, 32 on AVX-512): asked of the kernel once, at import."""
-    return torch.ops.effkernels.pack_pointwise_weight(torch.zeros(1, 1)).shape[-1]
-
-
-def _pack_fake(weight, _nr=_panel_width() if _ext.loaded() else 0):
-    return weight.new_empty((-(-weight.shape[0] // _nr), weight.shape[1], _nr), dtype=torch.float32)
+def _pack_fake(weight):
+    nr = _ext._C.cpu_panel_width()  # output channels per panel: 16 (AVX2), 32 (AVX-512)
+    return weight.new_empty((-(-weight.shape[0] // nr), weight.shape[1], nr), dtype=torch.float32)
 
 
 def _packed_fake(x, weight, bias, activation, scale, residual):
