@@ -5,6 +5,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "cpu/gemm.h"
+
 TORCH_LIBRARY(effkernels, m) {
   // Depthwise k x k conv with BN folded into (weight [C,1,k,k], bias [C]) + activation.
   // Output is [N, C, out_h, out_w] in x's memory format; input rows/cols outside
@@ -23,10 +25,27 @@ TORCH_LIBRARY(effkernels, m) {
   m.def("pointwise_conv(Tensor x, Tensor weight, Tensor bias, int activation, Tensor? scale, "
         "Tensor? residual) -> Tensor");
   // A whole MBConv inference forward (BN folded), one call from Python.
-  m.def("mbconv_forward(Tensor x, Tensor? expand_w, Tensor? expand_b, Tensor dw_w, Tensor dw_b, "
+  m.def("mbconv(Tensor x, Tensor? expand_w, Tensor? expand_b, Tensor dw_w, Tensor dw_b, "
         "int stride, int pad_top, int pad_left, int out_h, int out_w, Tensor? se_w1, Tensor? se_b1, "
         "Tensor? se_w2, Tensor? se_b2, Tensor proj_w, Tensor proj_b, bool residual, int activation, "
         "int se_activation, int se_gate) -> Tensor");
+  // CPU: a 1x1-conv weight [C_out, C_in] packed for the CPU block kernels (fp32 panels, cpu/gemm.h), done
+  // once when the weights are folded instead of a reorder per call.
+  m.def("pack_pointwise_weight(Tensor weight) -> Tensor");
+  // CPU: pointwise_conv with `weight` from pack_pointwise_weight (C_out = bias.shape[0]).
+  m.def("pointwise_conv_packed(Tensor x, Tensor weight, Tensor bias, int activation, Tensor? scale, "
+        "Tensor? residual) -> Tensor");
+  // CPU: mbconv with expand_w and proj_w from pack_pointwise_weight. path: "auto" (what
+  // mbconv_path says), "fused" (expand computed inside the depthwise row bands; needs expand_w) or "unfused".
+  m.def("mbconv_packed(Tensor x, Tensor? expand_w, Tensor? expand_b, Tensor dw_w, Tensor dw_b, "
+        "int stride, int pad_top, int pad_left, int out_h, int out_w, Tensor? se_w1, Tensor? se_b1, "
+        "Tensor? se_w2, Tensor? se_b2, Tensor proj_w, Tensor proj_b, bool residual, int activation, "
+        "int se_activation, int se_gate, str path=\"auto\") -> Tensor");
+  // CPU: the path ("fused" or "unfused") mbconv_packed's "auto" (and the CPU mbconv) takes for a block with input
+  // [batch, c_in, height, width] at the current thread count. No tensor argument: it runs the same under
+  // FakeTensorMode and torch.compile.
+  m.def("mbconv_path(int batch, int c_in, int height, int width, int c_exp, int kernel, int stride, "
+        "bool has_expand) -> str");
 }
 
 static PyObject* built_with_cuda(PyObject*, PyObject*) {
@@ -37,8 +56,13 @@ static PyObject* built_with_cuda(PyObject*, PyObject*) {
 #endif
 }
 
+// Python's fake of pack_pointwise_weight needs the panel width without running a kernel (at import, an
+// AVX-512 build on an AVX2 CPU must not execute its code).
+static PyObject* cpu_panel_width(PyObject*, PyObject*) { return PyLong_FromLong(effkernels::cpu::kNR); }
+
 static PyMethodDef methods[] = {
     {"built_with_cuda", built_with_cuda, METH_NOARGS, "True when the CUDA kernels were compiled in."},
+    {"cpu_panel_width", cpu_panel_width, METH_NOARGS, "Output channels per pack_pointwise_weight panel."},
     {nullptr, nullptr, 0, nullptr}};
 
 // A plain Python module so `import effkernels._C` loads the library (and runs the

@@ -389,7 +389,14 @@ def lowered_samples(device):
         dw_ses.append((h, dw_w, dw_b, *geom, act[a], *pre[:2], w1, b1, w2, b2, act[sa], act[g], *pre[2:]))
         if ew is not None:
             expands.append((x, ew, eb, dw_w, dw_b, *geom, act[a], w1, b1, w2, b2, act[sa], act[g]))
-    out["mbconv_forward"] = mbs
+    out["mbconv"] = mbs
+    if torch.device(device).type == "cpu" and hasattr(torch.ops.effkernels, "pack_pointwise_weight"):  # cpu backend
+        pack = torch.ops.effkernels.pack_pointwise_weight
+        out["pack_pointwise_weight"] = [(pws[0].args[1],)]
+        x, w, b, _, scale, res = pws[0].args
+        out["pointwise_conv_packed"] = [(x, pack(w), b, act["silu"], scale, res)]
+        out["mbconv_packed"] = [(m[0], pack(m[1]), *m[2:14], pack(m[14]), *m[15:], path)
+                                for m, path in zip(mbs, ("fused", "unfused")) if m[1] is not None]
     out["mbconv_dw_se"] = dw_ses
     out["mbconv_expand_dw_se"] = expands
     return out

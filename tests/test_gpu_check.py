@@ -78,7 +78,7 @@ def test_sanitize_ops_covers_every_op(monkeypatch, capsys):
     if failed is None:
         pytest.skip("the cpu backend is unavailable (effkernels._C is not built)")
     out = capsys.readouterr().out
-    assert {"dwconv_bn_act", "channel_sums", "se_excite", "se_scale", "pointwise_conv", "mbconv_forward"} <= real
+    assert {"dwconv_bn_act", "channel_sums", "se_excite", "se_scale", "pointwise_conv", "mbconv"} <= real
     assert failed == 1 and "cpu made_up_op: FAILED no case reaches it" in out, out
     assert out.count(": ok") == 2 * len(sanitize_ops.cases(torch.float32, "cpu", "cpu")), out
 

@@ -200,11 +200,11 @@ def test_cxx_error_messages(device, request):
     w, b = torch.randn(8, 1, 3, 3, device=device), torch.randn(8, device=device)
     silu, sigmoid = ACTIVATIONS["silu"], ACTIVATIONS["sigmoid"]
     with pytest.raises(RuntimeError, match=r"expand_w/expand_b: expected both or neither"):
-        ops.mbconv_forward(x, torch.randn(16, 8, device=device), None, w, b, 1, 1, 1, 9, 9, None,
+        ops.mbconv(x, torch.randn(16, 8, device=device), None, w, b, 1, 1, 1, 9, 9, None,
                                             None, None, None, torch.randn(8, 8, device=device), b, False, silu, silu,
                                             sigmoid)
     with pytest.raises(RuntimeError, match=r"residual: needs an output shaped like x"):
-        ops.mbconv_forward(x, None, None, w, b, 2, 1, 1, 5, 5, None, None, None, None,
+        ops.mbconv(x, None, None, w, b, 2, 1, 1, 5, 5, None, None, None, None,
                                             torch.randn(8, 8, device=device), b, True, silu, silu, sigmoid)
 
 

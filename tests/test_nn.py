@@ -17,7 +17,7 @@ tv_eff = pytest.importorskip("torchvision.models.efficientnet")
 from torchvision.ops.misc import Conv2dNormActivation, SqueezeExcitation  # noqa: E402
 
 
-def backend_or_skip(name, op="mbconv_forward"):
+def backend_or_skip(name, op="mbconv"):
     """Skip when `name` cannot run the C++ op `op` (schema name) on CPU tensors here, with the reason."""
     ok, why = effkernels.backends_available()[name]
     if not ok:

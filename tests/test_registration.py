@@ -15,6 +15,10 @@ from helpers import backend_device, backend_unavailable
 from op_cases import lowered_samples
 
 NAMESPACES = {"effkernels": ("cpu", "cuda"), "effkernels_triton": ("triton",)}
+# No tensor argument, so no kernel and no fake: mbconv_path is checked where it is used (test_cpu_mbconv_fused.py).
+NO_KERNEL = {"mbconv_path"}
+# The cpu backend's packed-weight ops (docs/CONTRACTS.md): a CPU kernel only.
+CPU_ONLY = {"pack_pointwise_weight", "pointwise_conv_packed", "mbconv_packed"}
 
 
 def _ops(namespace):
@@ -34,6 +38,8 @@ def _params():
             why = backend_unavailable(backend)
             device = backend_device(backend).type
             for name in names:
+                if name in NO_KERNEL or (backend == "cuda" and name in CPU_ONLY):
+                    continue
                 marks = [getattr(pytest.mark, backend)] + ([pytest.mark.skip(reason=why)] if why else [])
                 params.append(pytest.param(namespace, name, device, marks=marks, id=f"{namespace}::{name}-{device}"))
     return params

@@ -60,10 +60,31 @@ def cases(dtype, device, backend):
          lambda: ops.squeeze_excite(x, w1, b1, w2, b2, **be)),
         ("pointwise_conv scale+residual", {"pointwise_conv"},
          lambda: ops.pointwise_conv(x, r(c, c), r(c), "silu", scale=scale, residual=x, **be)),
-        ("mbconv", {"mbconv_forward", "mbconv_dw_se"},
+        ("mbconv", {"mbconv", "mbconv_dw_se"},
          lambda: ops.mbconv(xb, blk["expand_w"], blk["expand_b"], blk["dw_w"], blk["dw_b"], 1, 2, blk["se_w1"],
                             blk["se_b1"], blk["se_w2"], blk["se_b2"], blk["proj_w"], blk["proj_b"], True, **be)),
-    ]
+    ] + (_cpu_packed_cases(ops, x, r, blk, xb, scale) if backend == "cpu" else [])
+
+
+def _cpu_packed_cases(ops, x, r, blk, xb, scale):
+    """The cpu backend's ops on 1x1 weights packed once (what its layers run)."""
+    from effkernels.ops.mbconv import pack_cpu  # noqa: PLC0415
+    from effkernels.ops.pointwise_conv import pack_cpu as pack_pointwise  # noqa: PLC0415
+
+    c = x.shape[1]
+    w, b = r(c, c), r(c)
+    packed = pack_cpu(blk["expand_w"], blk["proj_w"])
+
+    def block(path):
+        return ops.mbconv(xb, blk["expand_w"], blk["expand_b"], blk["dw_w"], blk["dw_b"], 1, 2, blk["se_w1"],
+                          blk["se_b1"], blk["se_w2"], blk["se_b2"], blk["proj_w"], blk["proj_b"], True,
+                          backend="cpu", packed=packed, path=path)
+
+    return [("pointwise_conv packed", {"pack_pointwise_weight", "pointwise_conv_packed"},
+             lambda: ops.pointwise_conv(x, w, b, "silu", scale=scale, residual=x, backend="cpu",
+                                        packed=pack_pointwise(w))),
+            ("mbconv packed fused", {"mbconv_packed"}, lambda: block("fused")),
+            ("mbconv packed unfused", {"mbconv_packed"}, lambda: block("unfused"))]
 
 
 def registered_ops(backend) -> set:

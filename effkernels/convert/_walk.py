@@ -147,6 +147,7 @@ def convert(model: nn.Module, backend: str = "auto", inplace: bool = False,
             return None
         recognised = f"by layout ({handler.name})" if by_layout else "by class"
         report.converted.append(Converted(fqn, qualname(m), qualname(new), recognised))
+        report.layers[fqn] = new
         return new
 
     with torch.no_grad():

@@ -8,6 +8,7 @@ from torch import nn
 
 from .._common import tap_major
 from ..backends import BACKENDS, resolve
+from ..ops.mbconv import cpu_path, mbconv, pack_cpu
 
 _ACT_MODULES = {
     "relu": lambda: nn.ReLU(inplace=True),
@@ -41,7 +42,7 @@ class FoldedModule(nn.Module):
     """A layer whose eval forward calls a fused op on weights prepared once by `_fold()`.
 
     `_fold()` returns the op's weights (BN folded in float32, 1x1 weights as matrices). They are cast
-    to the input's (device, dtype), laid out for the backend's kernels (`_pack_for_backend`) and cached
+    to the input's (device, dtype), laid out for the backend's kernels (`_prepare`) and cached
     per (device, dtype). The cache is keyed on the data_ptr and
     version counter of every parameter and buffer of the module, so load_state_dict, .to(), .half()
     and in-place edits (under torch.no_grad() or torch.inference_mode alike) all trigger a refold.
@@ -88,29 +89,35 @@ class FoldedModule(nn.Module):
             return self.forward_fused(x, self.folded(x), *args, **kwargs)
 
     def _stamp(self):
-        """(data_ptr, version) of every tensor, or None when one is an inference tensor (no version)."""
+        """(data_ptr, version) of every tensor, or None when one is an inference tensor (no version). Read from
+        each module's own dicts: parameters() and buffers() cost twice as much (their generators dedupe through
+        a memo set), ~70 us per block and call; a tensor shared by two modules is simply stamped twice."""
         stamp = []
-        for t in (*self.parameters(), *self.buffers()):
-            if t.is_inference():
-                return None
-            stamp.append((t.data_ptr(), t._version))
+        for m in self.modules():
+            for t in (*m._parameters.values(), *m._buffers.values()):
+                if t is None:
+                    continue
+                if t.is_inference():
+                    return None
+                stamp.append((t.data_ptr(), t._version))
         return tuple(stamp)
 
     def _depthwise_index(self):
         """Where `_fold()`'s tuple holds a depthwise [C, 1, k, k] weight, or None (subclasses that have one)."""
         return None
 
-    def _fold_for(self, x: torch.Tensor) -> tuple:
-        folded = tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous() for t in self._fold())
-        return self._pack_for_backend(folded, x.device)
-
-    def _pack_for_backend(self, folded: tuple, device) -> tuple:
-        """The layouts the resolved backend's kernels read best, made here, once per fold: on "triton" the
-        depthwise weight tap-major ([k, k, C] storage, same shape: its kernels load each tap as vectors)."""
+    def _prepare(self, folded: tuple, backend: str) -> tuple:
+        """The fold laid out for the resolved backend's kernels, made here once per fold: on "triton" the
+        depthwise weight tap-major ([k, k, C] storage, same shape: its kernels load each tap as vectors);
+        layers whose cpu kernels take packed weights extend this."""
         i = self._depthwise_index()
-        if i is None or resolve(self.backend, device) != "triton":
+        if i is None or backend != "triton":
             return folded
         return folded[:i] + (tap_major(folded[i]),) + folded[i + 1:]
+
+    def _fold_for(self, x: torch.Tensor) -> tuple:
+        folded = tuple(None if t is None else t.to(device=x.device, dtype=x.dtype).contiguous() for t in self._fold())
+        return self._prepare(folded, resolve(self.backend, x.device))
 
     def folded(self, x: torch.Tensor) -> tuple:
         if torch.compiler.is_compiling():
@@ -136,6 +143,32 @@ class FoldedModule(nn.Module):
         self._fold_cache.clear()
         self._fold_stamp = None
         return super().train(mode)
+
+
+class MBConvFolding:
+    """For the layers that run ops.mbconv (MBConv, and InvertedResidual wrapping an MBConv): on the cpu backend
+    the fold also carries the two 1x1 weights packed once for the block kernels (ops.mbconv.pack_cpu), and the
+    layer keeps the path ("fused" / "unfused") the block took per (input shape, thread count) in `cpu_paths`,
+    shown in its repr. _prepare appends that packed pair (None off the cpu backend) to the 10-tuple
+    (ew, eb, dw, db, w1, b1, w2, b2, pw, pb)."""
+
+    def _prepare(self, folded: tuple, backend: str) -> tuple:
+        return (*super()._prepare(folded, backend), pack_cpu(folded[0], folded[8]) if backend == "cpu" else None)
+
+    def _run_mbconv(self, x, folded, stride, padding, residual, activation, se_activation, se_gate):
+        ew, eb, dw, db, w1, b1, w2, b2, pw, pb, packed = folded
+        path = "auto"
+        if packed is not None and not torch.compiler.is_compiling():
+            key = (*x.shape, torch.get_num_threads())
+            path = self.cpu_paths.get(key)
+            if path is None:
+                path = self.cpu_paths[key] = cpu_path(x.shape, dw.shape[0], dw.shape[-1], stride, ew is not None)
+        return mbconv(x, ew, eb, dw, db, stride, padding, w1, b1, w2, b2, pw, pb, residual, activation=activation,
+                      se_activation=se_activation, se_gate=se_gate, backend=self.backend, packed=packed, path=path)
+
+    def paths_repr(self) -> str:
+        """cpu_paths as "N x C x H x W @ T threads: path" entries ("" when the cpu block has not run)."""
+        return ", ".join(f"{'x'.join(map(str, k[:4]))}@{k[4]}t: {v}" for k, v in self.cpu_paths.items())
 
 
 def stochastic_depth(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..fold import fold_bn
-from ..ops.mbconv import mbconv
-from ._base import FoldedModule
+from ._base import FoldedModule, MBConvFolding
 from .layers import fused_mbconv_forward
 
 
@@ -68,7 +67,7 @@ def conv_weight(conv: nn.Module):
     return weight, torch.cat([p.weight.new_zeros(p.out_channels) if p.bias is None else p.bias for p in parts])
 
 
-class InvertedResidual(FoldedModule):
+class InvertedResidual(MBConvFolding, FoldedModule):
     """Fused inverted residual wrapping `source` (see the module docstring)."""
 
     def __init__(self, source: nn.Module, spec: BlockSpec, backend: str = "auto"):
@@ -83,6 +82,7 @@ class InvertedResidual(FoldedModule):
         object.__setattr__(self, "_source", source)  # not a child: keeps state_dict keys unchanged
         self.spec = spec
         self.source_class = f"{type(source).__module__}.{type(source).__qualname__}"
+        self.cpu_paths: dict = {}
         self.train(source.training)
 
     def train(self, mode: bool = True):
@@ -112,6 +112,9 @@ class InvertedResidual(FoldedModule):
     def _depthwise_index(self):
         return None if self.spec.dw_conv is None else 2
 
+    def _prepare(self, folded, backend):
+        return folded if self.spec.dw_conv is None else super()._prepare(folded, backend)
+
     def forward_eager(self, x, drop_connect_rate=None):
         """drop_connect_rate: lukemelas' per-block drop connect (its EfficientNet passes it)."""
         return self._source(x) if drop_connect_rate is None else self._source(x, drop_connect_rate)
@@ -122,13 +125,11 @@ class InvertedResidual(FoldedModule):
         if s.dw_conv is None:
             return fused_mbconv_forward(x, *folded[:2], s.stride, s.padding, *folded[2:], s.residual, s.activation,
                                         s.se_activation, s.se_gate, self.backend)
-        ew, eb, dw, db, w1, b1, w2, b2, pw, pb = folded
-        return mbconv(x, ew, eb, dw, db, s.stride, s.padding, w1, b1, w2, b2, pw, pb, s.residual,
-                      activation=s.activation, se_activation=s.se_activation, se_gate=s.se_gate,
-                      backend=self.backend)
+        return self._run_mbconv(x, folded, s.stride, s.padding, s.residual, s.activation, s.se_activation, s.se_gate)
 
     def extra_repr(self):
-        return f"source={self.source_class}, backend={self.backend!r}"
+        paths = f", cpu_paths: {self.paths_repr()}" if self.cpu_paths else ""
+        return f"source={self.source_class}, backend={self.backend!r}{paths}"
 
 
 def _bias(conv: nn.Module) -> torch.Tensor:

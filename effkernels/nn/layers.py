@@ -13,10 +13,9 @@ from torch import nn
 
 from .._common import CONV_ACTIVATIONS, SE_ACTIVATIONS, SE_GATES, explicit_padding
 from ..fold import fold_bn
-from ._base import FoldedModule, StochasticDepth, activation_module, check_padding
+from ._base import FoldedModule, MBConvFolding, StochasticDepth, activation_module, check_padding
 from ..ops.dwconv_bn_act import dwconv_bn_act
-from ..ops.mbconv import mbconv
-from ..ops.pointwise_conv import pointwise_conv
+from ..ops.pointwise_conv import pack_cpu, pointwise_conv
 from ..ops.squeeze_excite import channel_sums, se_excite, squeeze_excite
 
 __all__ = ["ConvBNAct", "DWConvBNAct", "FusedMBConv", "MBConv", "PointwiseConvBNAct", "SqueezeExcite", "StochasticDepth",
@@ -99,7 +98,7 @@ class DWConvBNAct(FoldedModule, nn.Sequential):
 
 class PointwiseConvBNAct(FoldedModule, nn.Sequential):
     """1x1 conv (no bias) -> BatchNorm -> activation, keys 0 (conv), 1 (bn), 2 (activation, absent
-    for "none"). Eval mode: effkernels.ops.pointwise_conv."""
+    for "none"). Eval mode: effkernels.ops.pointwise_conv (cpu backend: on the weight packed once)."""
 
     def __init__(self, in_channels: int, out_channels: int, *, activation: str = "none", bn_eps: float = 1e-5,
                  bn_momentum: float = 0.1, backend: str = "auto"):
@@ -117,12 +116,16 @@ class PointwiseConvBNAct(FoldedModule, nn.Sequential):
         w, b = fold_bn(self[0].weight, self[1], self[0].bias)  # bias: a converted conv may have one
         return _matrix(w), b
 
+    def _prepare(self, folded, backend):
+        # the cpu backend's GEMM on weights packed once (stems' and heads' 1x1s)
+        return (*folded, pack_cpu(folded[0]) if backend == "cpu" else None)
+
     def forward_eager(self, x):
         return nn.Sequential.forward(self, x)
 
     def forward_fused(self, x, folded):
-        w, b = folded
-        return pointwise_conv(x, w, b, self.activation, backend=self.backend)
+        w, b, packed = folded
+        return pointwise_conv(x, w, b, self.activation, backend=self.backend, packed=packed)
 
 
 def _act_(y: torch.Tensor, activation: str) -> torch.Tensor:
@@ -241,7 +244,7 @@ class _ResidualBlock(FoldedModule):
         return result
 
 
-class MBConv(_ResidualBlock):
+class MBConv(MBConvFolding, _ResidualBlock):
     """EfficientNet's MBConv, state-dict compatible with torchvision.models.efficientnet.MBConv.
 
     block = [expand PointwiseConvBNAct (when the expanded width differs from in_channels)]
@@ -252,7 +255,8 @@ class MBConv(_ResidualBlock):
     max(1, in_channels // 4); the SE uses `activation` and a sigmoid gate.
 
     Train mode: the eager math of the unfolded submodules (BN batch statistics, stochastic depth).
-    Eval mode: one call of effkernels.ops.mbconv with BN folded once and cached (FoldedModule).
+    Eval mode: one call of effkernels.ops.mbconv with BN folded once and cached (FoldedModule); on the cpu
+    backend with the 1x1 weights packed once, `cpu_paths` records the block path taken (MBConvFolding).
     """
 
     def __init__(self, in_channels: int, out_channels: int, expand_ratio: float, kernel_size: int, stride: int, *,
@@ -273,6 +277,7 @@ class MBConv(_ResidualBlock):
         layers.append(PointwiseConvBNAct(expanded, out_channels, activation="none", **bn))
         self.block = nn.Sequential(*layers)
         self.stochastic_depth = StochasticDepth(stochastic_depth_prob)
+        self.cpu_paths: dict = {}
 
     def _fold(self):
         blocks = list(self.block)
@@ -285,11 +290,12 @@ class MBConv(_ResidualBlock):
         return 2
 
     def forward_fused(self, x, folded):
-        ew, eb, dw, db, w1, b1, w2, b2, pw, pb = folded
         dwl = self.block[1 if self.has_expand else 0]
-        return mbconv(x, ew, eb, dw, db, dwl.stride, dwl.op_padding, w1, b1, w2, b2, pw, pb, self.use_res_connect,
-                      activation=self.activation, se_activation=self.activation, se_gate="sigmoid",
-                      backend=self.backend)
+        return self._run_mbconv(x, folded, dwl.stride, dwl.op_padding, self.use_res_connect, self.activation,
+                                self.activation, "sigmoid")
+
+    def extra_repr(self):
+        return f"cpu_paths: {self.paths_repr()}" if self.cpu_paths else ""
 
 
 def fused_mbconv_forward(x, expand_w, expand_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
@@ -345,6 +351,7 @@ class FusedMBConv(_ResidualBlock):
             layers.append(PointwiseConvBNAct(expanded, out_channels, activation="none", **bn))
         self.block = nn.Sequential(*layers)
         self.stochastic_depth = StochasticDepth(stochastic_depth_prob)
+        self.cpu_paths: dict = {}
 
     def _fold(self):
         blocks = list(self.block)

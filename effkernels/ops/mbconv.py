@@ -20,7 +20,10 @@ effkernels_triton::mbconv_expand_dw_se, whose kernel computes the expand inside 
 (the expanded tensor never exists in memory; triton/mbconv_fused.py, `mbconv_path` says which path) and
 writes the same partial SE sums for se_excite; the project is then the Triton GEMM with the scale as
 prologue and bias + residual as epilogue (the fused kernel does not initialise a library project's output).
-"cuda"/"cpu": torch.ops.effkernels.mbconv_forward; "eager": reference.mbconv_ref.
+"cuda"/"cpu": torch.ops.effkernels.mbconv; "eager": reference.mbconv_ref. On the cpu backend with the 1x1
+weights packed once (`packed`, from pack_cpu), torch.ops.effkernels.mbconv_packed, whose `path` ("fused": the
+expand conv computed inside the depthwise kernel's row bands, or "unfused") cpu_path picks per block
+(csrc/cpu/mbconv_block.cpp, docs/CONTRACTS.md).
 """
 from __future__ import annotations
 
@@ -32,10 +35,11 @@ from .._common import (FLOAT_DTYPES, SE_ACTIVATIONS, SE_GATES, activation_code, 
 from ..backends import resolve
 from ..reference import mbconv_ref
 from .dwconv_bn_act import _check as _check_dw
+from .pointwise_conv import pack_cpu as pack_pointwise
 from .squeeze_excite import _check_triton_squeeze
 
 
-def _mbconv_forward_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1,
+def _mbconv_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1,
                          se_w2, se_b2, proj_w, proj_b, residual, activation, se_activation, se_gate):
     return empty_like_layout(x, (x.shape[0], proj_w.shape[0], out_h, out_w))
 
@@ -54,7 +58,13 @@ def _dw_se_fake(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, pre
                                     memory_format=torch.channels_last)
 
 
-_dispatch.define("mbconv_forward", _mbconv_forward_fake)  # C++ only: the Triton block is composed below
+def _mbconv_packed_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1,
+                        se_w2, se_b2, proj_w, proj_b, residual, activation, se_activation, se_gate, path="auto"):
+    return empty_like_layout(x, (x.shape[0], proj_b.shape[0], out_h, out_w))
+
+
+_dispatch.define("mbconv", _mbconv_fake)  # C++ only: the Triton block is composed below
+_dispatch.define("mbconv_packed", _mbconv_packed_fake)  # C++ (CPU) only
 _dispatch.define("mbconv_dw_se", _dw_se_fake, "(Tensor h, Tensor dw_w, Tensor dw_b, int stride, int pad_top, "
                  "int pad_left, int out_h, int out_w, int act, Tensor? pre_b, int pre_act, Tensor? se_w1, "
                  "Tensor? se_b1, Tensor? se_w2, Tensor? se_b2, int se_act, int se_gate, Tensor? proj_w, "
@@ -117,8 +127,21 @@ def _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
     return geom
 
 
+def pack_cpu(expand_w, proj_w) -> tuple:
+    """(expand_w, proj_w) packed for the cpu backend's block kernels (expand_w may be None): mbconv's `packed`."""
+    return None if expand_w is None else pack_pointwise(expand_w), pack_pointwise(proj_w)
+
+
+def cpu_path(x_shape, c_exp: int, kernel: int, stride: int, has_expand: bool) -> str:
+    """The path ("fused" or "unfused") the cpu backend's block takes for input shape x_shape [N, C_in, H, W]
+    at the current thread count: the measured heuristic in csrc/cpu/mbconv_block.cpp (choose_path)."""
+    n, c_in, h, w = x_shape
+    return torch.ops.effkernels.mbconv_path(n, c_in, h, w, c_exp, kernel, stride, has_expand)
+
+
 def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
-           residual, activation="silu", se_activation="silu", se_gate="sigmoid", backend="auto"):
+           residual, activation="silu", se_activation="silu", se_gate="sigmoid", backend="auto", packed=None,
+           path="auto"):
     """MBConv inference forward with BN folded into every conv (see reference.mbconv_ref).
 
     x [N, C_in, H, W]; expand_w [C_exp, C_in], expand_b [C_exp] (None when expand ratio is 1);
@@ -126,6 +149,8 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
     se_w1 [S, C_exp], se_b1 [S], se_w2 [C_exp, S], se_b2 [C_exp] (None without SE);
     proj_w [C_out, C_exp], proj_b [C_out]; residual (bool): add x to the output.
     All parameters in x's dtype. Returns [N, C_out, out_h, out_w] in x's dtype and memory format.
+    packed: pack_cpu(expand_w, proj_w), made once, read by the cpu backend (other backends ignore it); path:
+    the cpu block's path with `packed`, "auto" (cpu_path's choice), "fused" (needs expand_w) or "unfused".
     """
     pad_top, pad_left, out_h, out_w = _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1,
                                              se_w2, se_b2, proj_w, proj_b, residual)
@@ -138,8 +163,12 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
                           proj_b, residual, activation, se_activation, se_gate)
     params = (x, expand_w, expand_b, dw_w, dw_b, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b)
     check_inference("mbconv", *params)
+    if be == "cpu" and packed is not None:
+        return _dispatch.run("mbconv_packed", be, x, packed[0], expand_b, dw_w, dw_b, stride, pad_top, pad_left,
+                             out_h, out_w, se_w1, se_b1, se_w2, se_b2, packed[1], proj_b, residual, act, se_act,
+                             se_gate_code, path)
     if be != "triton":
-        return _dispatch.run("mbconv_forward", be, x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left,
+        return _dispatch.run("mbconv", be, x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left,
                              out_h, out_w, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b, residual, act, se_act,
                              se_gate_code)
     return _triton_block(x, expand_w, expand_b, dw_w, dw_b, stride, padding, (pad_top, pad_left, out_h, out_w),

@@ -1,0 +1,95 @@
+// The CPU 1x1-conv GEMM of the MBConv block kernels: out[m, :] = epilogue(A[m, :] @ W^T + bias), with W
+// packed once into panels of kNR output channels ([ceil(C_out / kNR), K, kNR] fp32, zero-padded), so a
+// call does no weight reorder (oneDNN through at::mkldnn_convolution reorders its weights on every call:
+// 33 reorders per B0 forward). A register tile is kMR rows x kNR columns (2 vectors); for each k it
+// broadcasts kMR scalars of A and loads 2 vectors of the panel, which stays in L1/L2 while the rows of A
+// stream past it. Accumulation is fp32 for every input dtype.
+#pragma once
+
+#include "vec.h"
+
+namespace effkernels::cpu {
+
+constexpr int kNR = 2 * kVec;
+// Accumulators kMR x 2 vectors + 2 panel vectors + 1 broadcast within the register file (16 ymm / 32 zmm).
+constexpr int kMR = kVec == 16 ? 12 : 6;
+
+inline int64_t panels_of(int64_t c_out) { return (c_out + kNR - 1) / kNR; }
+
+// W [C_out, K] (any float dtype) -> packed fp32 [panels_of(C_out), K, kNR].
+inline at::Tensor pack_panels(const at::Tensor& w) {
+  const int64_t c_out = w.size(0), K = w.size(1), P = panels_of(c_out);
+  at::Tensor padded = at::zeros({P * kNR, K}, w.options().dtype(at::kFloat));
+  padded.narrow(0, 0, c_out).copy_(w);
+  return padded.view({P, kNR, K}).transpose(1, 2).contiguous();
+}
+
+template <typename T>
+inline float to_f(T v) {
+  return static_cast<float>(v);
+}
+
+// acc[i][j] += sum_k a[i * lda + k] * bp[k * kNR + j * kVec + lane], for MR rows.
+template <int MR, typename T>
+inline void tile(const T* __restrict a, int64_t lda, int64_t K, const float* __restrict bp, Vec (&acc)[MR][2]) {
+  for (int64_t k = 0; k < K; ++k, bp += kNR) {
+    const Vec b0 = Vec::loadu(bp), b1 = Vec::loadu(bp + kVec);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const Vec av(to_f(a[i * lda + k]));
+      acc[i][0] = at::vec::fmadd(av, b0, acc[i][0]);
+      acc[i][1] = at::vec::fmadd(av, b1, acc[i][1]);
+    }
+  }
+}
+
+// Calls f(std::integral_constant<int, mr>) for a runtime mr in [1, kMR].
+template <typename F>
+inline void with_mr(int mr, const F& f) {
+  switch (mr) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+  }
+  if constexpr (kMR > 6) {
+    switch (mr) {
+      case 7: return f(std::integral_constant<int, 7>{});
+      case 8: return f(std::integral_constant<int, 8>{});
+      case 9: return f(std::integral_constant<int, 9>{});
+      case 10: return f(std::integral_constant<int, 10>{});
+      case 11: return f(std::integral_constant<int, 11>{});
+      case 12: return f(std::integral_constant<int, 12>{});
+    }
+  }
+}
+
+// Rows [0, M) of A (row stride lda) against panel p of `bp` (K x kNR, the panel's own base), bias
+// `bias` (kNR fp32 values for this panel): store(i, j, v) receives the accumulated tile with the bias
+// added, row i of the M, vector j (0/1) of the panel.
+template <typename T, typename Store>
+inline void rows_x_panel(const T* a, int64_t lda, int64_t M, int64_t K, const float* bp, const float* bias,
+                         const Store& store) {
+  const Vec bias0 = Vec::loadu(bias), bias1 = Vec::loadu(bias + kVec);
+  for (int64_t m = 0; m < M; m += kMR) {
+    with_mr(static_cast<int>(std::min<int64_t>(kMR, M - m)), [&](auto mrc) {
+      constexpr int MR = decltype(mrc)::value;
+      Vec acc[MR][2];
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) acc[i][0] = bias0, acc[i][1] = bias1;
+      tile<MR>(a + m * lda, lda, K, bp, acc);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) store(m + i, 0, acc[i][0]), store(m + i, 1, acc[i][1]);
+    });
+  }
+}
+
+// kNR fp32 bias values of panel p (zeros past c_out).
+template <typename T>
+inline void panel_bias(const T* bias, int64_t c_out, int64_t p, float* dst) {
+  for (int j = 0; j < kNR; ++j) dst[j] = p * kNR + j < c_out ? to_f(bias[p * kNR + j]) : 0.f;
+}
+
+}  // namespace effkernels::cpu

@@ -1,0 +1,426 @@
+// The MBConv block on the CPU (NHWC, BN folded), with the 1x1 convs on weights packed once (gemm.h).
+// Two paths for the expand + depthwise part:
+//   fused    per task (sample, chunk of expanded channels, band of output rows): the expand GEMM of
+//            each input row the band reads, + bias + activation, goes into a ring of K rows of fp32
+//            (L1/L2-resident, padding columns zero), and the depthwise conv + bias + activation + SE
+//            partial sums run from that ring (dw_pixels.h). The expanded tensor never exists in memory;
+//            band edges recompute K - S rows of the expand (tasks split channels first, which costs
+//            nothing extra, and rows only when there are too few channel chunks for the threads).
+//   unfused  the expand GEMM writes the expanded tensor, then the depthwise kernel (dwconv_bn_act) reads
+//            it; the batch runs in chunks of ~4 MiB of expanded activations so it stays in the last-level
+//            cache. Blocks without an expand conv always take this path (there is nothing to fuse).
+// Then, on both paths: SE excite on the sums (se_excite), and the project GEMM with the SE scale folded
+// into a per-sample copy of its weight panels, bias and residual in its epilogue.
+// Ops: mbconv (plain 1x1 weights, packed per call), mbconv_packed (weights from
+// pack_pointwise_weight, the path forced or "auto"), mbconv_path (which path "auto" takes),
+// pack_pointwise_weight, pointwise_conv_packed (a 1x1 conv on packed weights: stems' and heads' 1x1s).
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <vector>
+
+#include "../mbconv.h"
+#include "../op_handle.h"
+#include "../static_switch.h"
+#include "dw_pixels.h"
+#include "gemm.h"
+
+namespace effkernels::cpu {
+namespace {
+
+using at::Tensor;
+using OptT = std::optional<Tensor>;
+
+// Rows of A per GEMM task: an A block of about this many bytes stays in L2 while the task's panels pass.
+constexpr int64_t kGemmABytes = 128 << 10;
+// Fused path: bytes of the ring of K expanded rows per task (fp32), an L2-resident working set.
+constexpr int64_t kRingBytes = 128 << 10;
+// Unfused path: bytes of expanded activations per batch chunk (kept in the last-level cache). Measured on a
+// 2-core Zen 5 (1 MiB L2 per core, 32 MiB L3), B0 batch 8, fp32: 2-8 MiB chunks 36 ms, one sample per
+// chunk 48 ms, the whole batch at once 63 ms (min of 18 runs each).
+constexpr int64_t kChunkBytes = 4 << 20;
+
+// ---- 1x1 conv over NHWC rows --------------------------------------------------------------------------
+
+// out[n, m, :] = act(A[n, m, :] @ (W * scale[n])^T + bias) + R[n, m, :] for A [N, M, K] rows (NHWC pixels),
+// W packed (pack_panels), out and R [N, M, c_out]. Tasks: (sample, block of rows, group of panels);
+// panel groups only when there are too few row blocks for the threads (batch 1 at 7x7).
+template <typename T>
+void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, const T* bias, int64_t c_out,
+               const float* scale, T* out, const T* R, int act) {
+  const int64_t P = panels_of(c_out);
+  const int64_t mc = std::max<int64_t>(kMR, kGemmABytes / (K * int64_t{sizeof(T)}) / kMR * kMR);
+  const int64_t mblocks = (M + mc - 1) / mc, rb = N * mblocks;
+  const int64_t want = 4 * at::get_num_threads();
+  const int64_t want_groups = std::clamp<int64_t>((want + rb - 1) / rb, 1, P);
+  const int64_t per_group = (P + want_groups - 1) / want_groups;
+  const int64_t groups = (P + per_group - 1) / per_group;
+  std::vector<float> bias_pad(P * kNR);
+  for (int64_t p = 0; p < P; ++p) panel_bias(bias, c_out, p, bias_pad.data() + p * kNR);
+  at::parallel_for(0, rb * groups, 1, [&](int64_t u0, int64_t u1) {
+    std::vector<float> scaled(scale ? K * kNR : 0);
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t r = u / groups, g = u % groups, n = r / mblocks;
+      const int64_t m0 = (r % mblocks) * mc, rows = std::min(M, m0 + mc) - m0;
+      const T* a = A + (n * M + m0) * K;
+      T* o = out + (n * M + m0) * c_out;
+      const T* res = R ? R + (n * M + m0) * c_out : nullptr;
+      for (int64_t p = g * per_group; p < std::min(P, (g + 1) * per_group); ++p) {
+        const float* panel = wp + p * K * kNR;
+        if (scale) {  // the SE scale of sample n on the panel's input channels
+          const float* s = scale + n * K;
+          for (int64_t k = 0; k < K; ++k)
+            for (int j = 0; j < kNR; j += kVec)
+              (Vec::loadu(panel + k * kNR + j) * Vec(s[k])).store(scaled.data() + k * kNR + j);
+          panel = scaled.data();
+        }
+        rows_x_panel(a, K, rows, K, panel, bias_pad.data() + p * kNR, [&](int64_t i, int j, Vec v) {
+          const int64_t c = p * kNR + j * kVec;
+          if (c >= c_out) return;
+          const int nc = static_cast<int>(std::min<int64_t>(kVec, c_out - c));
+          v = act_vec(v, act);
+          if (res) v = v + (nc == kVec ? load_f(res + i * c_out + c) : load_f(res + i * c_out + c, nc));
+          store_f(o + i * c_out + c, v, nc);
+        });
+      }
+    }
+  });
+}
+
+// x NHWC-dense; returns [N, c_out, H, W] channels_last.
+Tensor pointwise(const Tensor& x, const Tensor& wp, const Tensor& bias, int act, const OptT& scale,
+                 const Tensor* residual) {
+  const int64_t N = x.size(0), K = x.size(1), M = x.size(2) * x.size(3), c_out = bias.size(0);
+  Tensor out = at::empty({N, c_out, x.size(2), x.size(3)}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  if (out.numel() == 0) return out;
+  const Tensor b = bias.to(x.scalar_type()).contiguous();
+  const Tensor s = scale ? scale->contiguous() : Tensor();
+  EFFK_DISPATCH_FLOAT(x.scalar_type(), "pointwise_packed_cpu", [&] {
+    gemm_nhwc<scalar_t>(x.const_data_ptr<scalar_t>(), N, M, K, wp.const_data_ptr<float>(), b.const_data_ptr<scalar_t>(),
+                        c_out, scale ? s.const_data_ptr<float>() : nullptr, out.mutable_data_ptr<scalar_t>(),
+                        residual ? residual->const_data_ptr<scalar_t>() : nullptr, act);
+  });
+  return out;
+}
+
+// ---- fused expand + depthwise --------------------------------------------------------------------------
+
+struct Geom {
+  int64_t N, Cin, C, H, W, OH, OW, pad_t, pad_l;
+};
+
+struct FusedPlan {
+  int64_t cc;     // expanded channels per chunk, a multiple of kNR
+  int64_t chunks, bands, rows;  // rows: output rows per band
+};
+
+FusedPlan fused_plan(int64_t N, int64_t C, int64_t OH, int64_t Wp, int64_t K) {
+  const int64_t want = 4 * at::get_num_threads();
+  const int64_t by_bytes = std::max<int64_t>(kNR, kRingBytes / (K * Wp * int64_t{sizeof(float)}) / kNR * kNR);
+  const int64_t want_chunks = (want + N - 1) / N;
+  const int64_t cc = std::clamp<int64_t>(((C + want_chunks - 1) / want_chunks + kNR - 1) / kNR * kNR, kNR, by_bytes);
+  const int64_t chunks = (C + cc - 1) / cc;
+  const int64_t want_bands = std::clamp<int64_t>((want + N * chunks - 1) / (N * chunks), 1, OH);
+  const int64_t rows = (OH + want_bands - 1) / want_bands;
+  return {cc, chunks, (OH + rows - 1) / rows, rows};
+}
+
+// x NHWC [N, H, W, Cin]; ewp packed expand weights with ebias (fp32, panels_of(C) * kNR); wpk/bpk the
+// depthwise weights [K*K, Cp] and bias [Cp] in fp32; d NHWC [N, OH, OW, C]; partial [tasks, cc] SE sums.
+template <typename T, int K, int S>
+void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* ebias, const float* wpk,
+                     const float* bpk, int64_t Cp, T* d, float* partial, const FusedPlan& plan, int act) {
+  const int64_t Wp = std::max(g.W + g.pad_l, (g.OW - 1) * S + K);
+  const int64_t slot = plan.cc * Wp;  // floats: cc / kVec channel vectors of Wp columns
+  at::parallel_for(0, g.N * plan.chunks * plan.bands, 1, [&](int64_t u0, int64_t u1) {
+    std::vector<float> ring(static_cast<size_t>(K * slot), 0.f);  // columns outside the image stay zero
+    int64_t slot_row[K];
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t n = u / (plan.chunks * plan.bands), chunk = u / plan.bands % plan.chunks, band = u % plan.bands;
+      const int64_t c0 = chunk * plan.cc, cc = std::min(plan.cc, g.C - c0);
+      const int64_t p0 = c0 / kNR, np = panels_of(cc), nv = (cc + kVec - 1) / kVec;
+      const int64_t oh0 = band * plan.rows, oh1 = std::min(g.OH, oh0 + plan.rows);
+      float* part = partial ? partial + u * plan.cc : nullptr;
+      if (part) std::fill(part, part + plan.cc, 0.f);
+      std::fill(slot_row, slot_row + K, int64_t{-1});
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
+        const float* rows[K];
+        for (int kh = 0; kh < K; ++kh) {
+          const int64_t ih = oh * S - g.pad_t + kh;
+          rows[kh] = nullptr;
+          if (ih < 0 || ih >= g.H) continue;
+          float* buf = ring.data() + (ih % K) * slot;
+          if (slot_row[ih % K] != ih) {  // expand input row ih into the ring: vector v of column w at (v * Wp + w) * kVec
+            slot_row[ih % K] = ih;
+            const T* a = x + (n * g.H + ih) * g.W * g.Cin;
+            for (int64_t p = 0; p < np; ++p) {
+              float* dst = buf + (2 * p * Wp + g.pad_l) * kVec;
+              rows_x_panel(a, g.Cin, g.W, g.Cin, ewp + (p0 + p) * g.Cin * kNR, ebias + (p0 + p) * kNR,
+                           [&](int64_t i, int j, Vec v) { act_vec(v, act).store(dst + (j * Wp + i) * kVec); });
+            }
+          }
+          rows[kh] = buf;
+        }
+        T* orow = d + (n * g.OH + oh) * g.OW * g.C;
+        for (int64_t cv = 0; cv < nv; ++cv) {
+          const int64_t c = c0 + cv * kVec;
+          const int nc = static_cast<int>(std::min<int64_t>(kVec, g.C - c));
+          column_groups(0, g.OW, [&](auto pc, int64_t ow) {
+            constexpr int P = decltype(pc)::value;
+            const float* r[K];
+            for (int kh = 0; kh < K; ++kh) r[kh] = rows[kh] ? rows[kh] + (cv * Wp + ow * S) * kVec : nullptr;
+            pixels<T, K, S, P>(r, kVec, wpk + c, Cp, bpk + c, orow + ow * g.C + c, g.C, part ? part + cv * kVec : nullptr,
+                               nc, act);
+          });
+        }
+      }
+    }
+  });
+}
+
+// Depthwise weights [C, 1, k, k] and bias [C] -> fp32 [k*k, Cp] and [Cp], zero past C.
+void pack_dw(const Tensor& w, const Tensor& b, int64_t Cp, std::vector<float>& wpk, std::vector<float>& bpk) {
+  const int64_t C = w.size(0), kk = w.size(2) * w.size(3);
+  const Tensor wf = w.to(at::kFloat).contiguous(), bf = b.to(at::kFloat).contiguous();
+  const float* pw = wf.const_data_ptr<float>();
+  wpk.assign(kk * Cp, 0.f);
+  bpk.assign(Cp, 0.f);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t t = 0; t < kk; ++t) wpk[t * Cp + c] = pw[c * kk + t];
+  std::copy(bf.const_data_ptr<float>(), bf.const_data_ptr<float>() + C, bpk.begin());
+}
+
+// (d, fp32 [N, C] SE sums or an empty tensor) for x NHWC-dense.
+std::tuple<Tensor, Tensor> expand_dw_fused(const Tensor& x, const Tensor& ewp, const Tensor& eb, const Tensor& dw_w,
+                                           const Tensor& dw_b, int64_t S, int64_t pad_t, int64_t pad_l, int64_t OH,
+                                           int64_t OW, int act, bool se) {
+  const int64_t K = dw_w.size(2);
+  const Geom g{x.size(0), x.size(1), dw_w.size(0), x.size(2), x.size(3), OH, OW, pad_t, pad_l};
+  Tensor d = at::empty({g.N, g.C, OH, OW}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  Tensor sums = se ? at::zeros({g.N, g.C}, x.options().dtype(at::kFloat)) : at::empty({0}, x.options().dtype(at::kFloat));
+  if (d.numel() == 0) return {d, sums};
+  const int64_t Cp = (g.C + kVec - 1) / kVec * kVec;
+  std::vector<float> wpk, bpk, ebias(panels_of(g.C) * kNR);
+  pack_dw(dw_w, dw_b, Cp, wpk, bpk);
+  const int64_t Wp = std::max(g.W + pad_l, (OW - 1) * S + K);
+  const FusedPlan plan = fused_plan(g.N, g.C, OH, Wp, K);
+  std::vector<float> partial(se ? g.N * plan.chunks * plan.bands * plan.cc : 0);
+  EFFK_DISPATCH_FLOAT(x.scalar_type(), "mbconv_fused_cpu", [&] {
+    const Tensor ebt = eb.to(x.scalar_type()).contiguous();
+    for (int64_t p = 0; p < panels_of(g.C); ++p) panel_bias(ebt.const_data_ptr<scalar_t>(), g.C, p, ebias.data() + p * kNR);
+    dw_static_switch(K, S, [&](auto kc, auto sc) {
+      fused_expand_dw<scalar_t, decltype(kc)::value, decltype(sc)::value>(
+          x.const_data_ptr<scalar_t>(), g, ewp.const_data_ptr<float>(), ebias.data(), wpk.data(), bpk.data(), Cp,
+          d.mutable_data_ptr<scalar_t>(), se ? partial.data() : nullptr, plan, act);
+    });
+  });
+  if (se) {
+    float* s = sums.mutable_data_ptr<float>();
+    for (int64_t u = 0; u < g.N * plan.chunks * plan.bands; ++u) {
+      const int64_t n = u / (plan.chunks * plan.bands), c0 = u / plan.bands % plan.chunks * plan.cc;
+      for (int64_t j = 0; j < std::min(plan.cc, g.C - c0); ++j) s[n * g.C + c0 + j] += partial[u * plan.cc + j];
+    }
+  }
+  return {d, sums};
+}
+
+// ---- the block -------------------------------------------------------------------------------------------
+
+enum class Path { Fused, Unfused };
+
+// Which path "auto" takes for a block with input [n, c_in, h, w], c_exp expanded channels, a k x k depthwise
+// conv of stride s, at the current thread count. Measured (2026-11-30, 2-core AMD EPYC, AVX2, fp32, 1 thread,
+// CPU time, median of interleaved reps, every expand block of B0 at 224 px): fused is faster on 13 of 15
+// blocks at batch 1 (1.04-2.1x; sum 19.6 vs 25.8 ms) and ties the rest (the 7x7 ones, 0.99x); at batch 8
+// faster on 11, within 2% on the 7x7 ones and 0.92x on one 14x14 block (sum 180 vs 242 ms). Two-thread
+// figures were not usable (load average 7 on 2 cores). So: fused whenever there is an expand conv; the
+// shape is an argument so a rule measured on other CPUs can use it.
+Path choose_path(int64_t n, int64_t c_in, int64_t h, int64_t w, int64_t c_exp, int64_t k, int64_t s,
+                 bool has_expand) {
+  (void)n, (void)c_in, (void)h, (void)w, (void)c_exp, (void)k, (void)s;
+  return has_expand ? Path::Fused : Path::Unfused;
+}
+
+Path choose_path(const Tensor& x, const Tensor& dw_w, int64_t stride, bool has_expand) {
+  return choose_path(x.size(0), x.size(1), x.size(2), x.size(3), dw_w.size(0), dw_w.size(2), stride, has_expand);
+}
+
+const char* path_name(Path p) { return p == Path::Fused ? "fused" : "unfused"; }
+
+// Checks what the packed block reads beyond check_mbconv_args; returns C_exp.
+int64_t check_block(const Tensor& x, const OptT& ewp, const OptT& eb, const Tensor& dw_w, const Tensor& dw_b,
+                    int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w, const OptT& se_w1,
+                    const OptT& se_b1, const OptT& se_w2, const OptT& se_b2, const Tensor& pwp, const Tensor& pb,
+                    bool residual, int64_t activation, int64_t se_activation, int64_t se_gate) {
+  EFFK_CHECK_ARG(pb.dim() == 1, "proj_b", "expected a 1-d bias [C_out], got shape ", pb.sizes());
+  check_mbconv_args(x, ewp, eb, se_w1, se_b1, se_w2, se_b2, pb.size(0), residual, out_h, out_w);
+  const int64_t c_exp = dw_w.dim() == 4 ? dw_w.size(0) : -1;
+  EFFK_CHECK_ARG(c_exp >= 1 && dw_w.size(1) == 1 && dw_w.size(2) == dw_w.size(3), "dw_w",
+                 "expected shape [C_exp, 1, k, k], got ", dw_w.sizes());
+  if (ewp) {
+    check_param(*eb, "expand_b", {c_exp}, x);
+  } else {
+    EFFK_CHECK_ARG(c_exp == x.size(1), "dw_w", "expected C_exp = C_in = ", x.size(1), " (no expand conv), got ", c_exp);
+  }
+  const int64_t k = dw_w.size(2);
+  EFFK_CHECK_ARG(k % 2 == 1 && k <= 7, "dw_w", "expected an odd kernel size k <= 7, got k = ", k);
+  check_param(dw_w, "dw_w", dw_w.sizes(), x);
+  check_param(dw_b, "dw_b", {c_exp}, x);
+  EFFK_CHECK_ARG(stride == 1 || stride == 2, "stride", "expected 1 or 2, got ", stride);
+  EFFK_CHECK_ARG(pad_top >= 0 && pad_left >= 0, "padding", "expected non-negative pad_top, pad_left, got ", pad_top,
+                 ", ", pad_left);
+  EFFK_CHECK_ARG(out_h >= 1 && out_w >= 1, "out_h/out_w", "expected a positive output size, got ", out_h, "x", out_w);
+  check_act_code(activation, "activation");
+  if (se_w1) {
+    const int64_t s = se_w1->dim() == 2 ? se_w1->size(0) : -1;
+    EFFK_CHECK_ARG(s >= 1, "se_w1", "expected shape [S, ", c_exp, "], got ", se_w1->sizes());
+    check_param(*se_w1, "se_w1", {s, c_exp}, x);
+    check_param(*se_b1, "se_b1", {s}, x);
+    check_param(*se_w2, "se_w2", {c_exp, s}, x);
+    check_param(*se_b2, "se_b2", {c_exp}, x);
+    check_act_code(se_activation, "se_activation");
+    check_act_code(se_gate, "se_gate");
+  }
+  check_param(pb, "proj_b", {pb.size(0)}, x);
+  return c_exp;
+}
+
+void check_packed(const Tensor& wp, const char* name, int64_t k, int64_t c_out) {
+  EFFK_CHECK_ARG(wp.dim() == 3 && wp.size(0) == panels_of(c_out) && wp.size(1) == k && wp.size(2) == kNR &&
+                     wp.scalar_type() == at::kFloat && wp.is_contiguous() && wp.is_cpu(),
+                 name, "expected weights from effkernels::pack_pointwise_weight of a [", c_out, ", ", k,
+                 "] matrix (contiguous fp32 [", panels_of(c_out), ", ", k, ", ", kNR, "] on the CPU), got ",
+                 wp.scalar_type(), " ", wp.sizes());
+}
+
+Tensor block(const Tensor& x_in, const OptT& ewp, const OptT& eb, const Tensor& dw_w, const Tensor& dw_b,
+             int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w, const OptT& se_w1,
+             const OptT& se_b1, const OptT& se_w2, const OptT& se_b2, const Tensor& pwp, const Tensor& pb,
+             bool residual, int64_t activation, int64_t se_activation, int64_t se_gate, Path path) {
+  static const auto dwconv = op_handle<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t,
+                                                                  int64_t, int64_t, int64_t, int64_t, bool)>("effkernels::dwconv_bn_act");
+  static const auto excite = op_handle<Tensor(const Tensor&, double, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                              int64_t, int64_t)>("effkernels::se_excite");
+  check_cpu_capability();
+  const bool se = se_w1.has_value();
+  const int act = static_cast<int>(activation);
+  // NHWC kernels: an NCHW x runs the block in channels_last and the result goes back to x's layout (two passes
+  // over the narrow tensors).
+  const Tensor x = x_in.contiguous(at::MemoryFormat::ChannelsLast);
+  auto tail = [&](const Tensor& xs, const Tensor& d, const Tensor& sums) {
+    OptT scale;
+    if (se) scale = excite.call(sums, 1.0 / static_cast<double>(out_h * out_w), *se_w1, *se_b1, *se_w2, *se_b2,
+                                se_activation, se_gate);
+    return pointwise(d, pwp, pb, static_cast<int>(Act::None), scale, residual ? &xs : nullptr);
+  };
+  if (path == Path::Fused) {
+    auto [d, sums] = expand_dw_fused(x, *ewp, *eb, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se);
+    return in_layout_of(tail(x, d, sums), x_in);
+  }
+  auto run = [&](const Tensor& xs) {
+    const Tensor h = ewp ? pointwise(xs, *ewp, *eb, act, std::nullopt, nullptr) : xs;
+    auto [d, sums] = dwconv.call(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, activation, se);
+    return tail(xs, d, sums);
+  };
+  const int64_t c_exp = dw_w.size(0);
+  const int64_t per_sample = c_exp * std::max(x.size(2) * x.size(3), out_h * out_w) * x.element_size();
+  int64_t chunk = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(per_sample, 1), 1, std::max<int64_t>(x.size(0), 1));
+  const int64_t chunks = (x.size(0) + chunk - 1) / chunk;
+  chunk = chunks ? (x.size(0) + chunks - 1) / chunks : 1;  // as even as possible: 8 samples in 4 + 4, not 7 + 1
+  if (chunk >= x.size(0)) return in_layout_of(run(x), x_in);
+  Tensor out = at::empty({x.size(0), pb.size(0), out_h, out_w}, x.options().memory_format(layout_of(x_in)));
+  for (int64_t n0 = 0; n0 < x.size(0); n0 += chunk) {
+    const int64_t n = std::min(chunk, x.size(0) - n0);
+    out.narrow(0, n0, n).copy_(run(x.narrow(0, n0, n)));
+  }
+  return out;
+}
+
+// ---- ops -------------------------------------------------------------------------------------------------
+
+Tensor pack_pointwise_weight(const Tensor& w) {
+  EFFK_CHECK_ARG(w.dim() == 2 && w.size(0) >= 1 && w.size(1) >= 1, "weight",
+                 "expected a 2-d 1x1-conv weight [C_out, C_in], got shape ", w.sizes());
+  EFFK_CHECK_ARG(is_float(w), "weight", expected_float, ", got ", w.scalar_type());
+  return pack_panels(w);
+}
+
+Tensor pointwise_conv_packed(const Tensor& x_in, const Tensor& wp, const Tensor& bias, int64_t activation,
+                             const OptT& scale, const OptT& residual) {
+  check_activation_tensor(x_in, "x");
+  EFFK_CHECK_ARG(bias.dim() == 1, "bias", "expected a 1-d bias [C_out], got shape ", bias.sizes());
+  const int64_t c_out = bias.size(0);
+  check_param(bias, "bias", {c_out}, x_in);
+  check_packed(wp, "weight", x_in.size(1), c_out);
+  check_act_code(activation, "activation");
+  if (scale) check_scale(*scale, x_in, x_in.size(1));
+  if (residual) {
+    EFFK_CHECK_ARG(residual->sizes() == at::IntArrayRef({x_in.size(0), c_out, x_in.size(2), x_in.size(3)}) &&
+                       residual->scalar_type() == x_in.scalar_type() && residual->is_cpu(),
+                   "residual", "expected ", x_in.scalar_type(), " [", x_in.size(0), ", ", c_out, ", ", x_in.size(2), ", ",
+                   x_in.size(3), "] on the CPU (the output's), got ", residual->scalar_type(), " ", residual->sizes());
+  }
+  check_cpu_capability();
+  const Tensor x = x_in.contiguous(at::MemoryFormat::ChannelsLast);
+  const Tensor r = residual ? residual->contiguous(at::MemoryFormat::ChannelsLast) : Tensor();
+  return in_layout_of(pointwise(x, wp, bias, static_cast<int>(activation), scale, residual ? &r : nullptr), x_in);
+}
+
+Path parse_path(c10::string_view path, const Tensor& x, const Tensor& dw_w, int64_t stride, bool has_expand) {
+  if (path == "auto") return choose_path(x, dw_w, stride, has_expand);
+  if (path == "fused") {
+    EFFK_CHECK_ARG(has_expand, "path", "\"fused\" computes the expand conv inside the depthwise kernel: it needs expand_w");
+    return Path::Fused;
+  }
+  EFFK_CHECK_ARG(path == "unfused", "path", "expected \"auto\", \"fused\" or \"unfused\", got \"", path, "\"");
+  return Path::Unfused;
+}
+
+Tensor mbconv_packed(const Tensor& x, const OptT& ewp, const OptT& eb, const Tensor& dw_w, const Tensor& dw_b,
+                     int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w, const OptT& se_w1,
+                     const OptT& se_b1, const OptT& se_w2, const OptT& se_b2, const Tensor& pwp, const Tensor& pb,
+                     bool residual, int64_t activation, int64_t se_activation, int64_t se_gate, c10::string_view path) {
+  const int64_t c_exp = check_block(x, ewp, eb, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2,
+                                    se_b2, pwp, pb, residual, activation, se_activation, se_gate);
+  if (ewp) check_packed(*ewp, "expand_w", x.size(1), c_exp);
+  check_packed(pwp, "proj_w", c_exp, pb.size(0));
+  return block(x, ewp, eb, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2, se_b2, pwp, pb,
+               residual, activation, se_activation, se_gate, parse_path(path, x, dw_w, stride, ewp.has_value()));
+}
+
+Tensor mbconv_cpu(const Tensor& x, const OptT& expand_w, const OptT& expand_b, const Tensor& dw_w, const Tensor& dw_b,
+                  int64_t stride, int64_t pad_top, int64_t pad_left, int64_t out_h, int64_t out_w, const OptT& se_w1,
+                  const OptT& se_b1, const OptT& se_w2, const OptT& se_b2, const Tensor& proj_w, const Tensor& proj_b,
+                  bool residual, int64_t activation, int64_t se_activation, int64_t se_gate) {
+  const int64_t c_exp = check_block(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1,
+                                    se_b1, se_w2, se_b2, proj_w, proj_b, residual, activation, se_activation, se_gate);
+  if (expand_w) check_param(*expand_w, "expand_w", {c_exp, x.size(1)}, x);
+  check_param(proj_w, "proj_w", {proj_b.size(0), c_exp}, x);
+  const OptT ewp = expand_w ? OptT(pack_panels(*expand_w)) : OptT();
+  return block(x, ewp, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2, se_b2,
+               pack_panels(proj_w), proj_b, residual, activation, se_activation, se_gate,
+               choose_path(x, dw_w, stride, expand_w.has_value()));
+}
+
+}  // namespace
+
+std::string mbconv_path(int64_t batch, int64_t c_in, int64_t height, int64_t width, int64_t c_exp, int64_t kernel,
+                        int64_t stride, bool has_expand) {
+  EFFK_CHECK_ARG(batch >= 0 && c_in >= 1 && height >= 1 && width >= 1 && c_exp >= 1 && kernel >= 1 &&
+                     (stride == 1 || stride == 2),
+                 "mbconv_path", "expected batch >= 0, positive sizes and stride 1 or 2, got batch ", batch, ", c_in ",
+                 c_in, ", ", height, "x", width, ", c_exp ", c_exp, ", kernel ", kernel, ", stride ", stride);
+  return path_name(choose_path(batch, c_in, height, width, c_exp, kernel, stride, has_expand));
+}
+
+TORCH_LIBRARY_IMPL(effkernels, CPU, m) {
+  m.impl("mbconv", &mbconv_cpu);
+  m.impl("mbconv_packed", &mbconv_packed);
+  m.impl("pack_pointwise_weight", &pack_pointwise_weight);
+  m.impl("pointwise_conv_packed", &pointwise_conv_packed);
+}
+
+// No tensor argument, so no dispatch key: the one kernel for every key.
+TORCH_LIBRARY_IMPL(effkernels, CompositeExplicitAutograd, m) { m.impl("mbconv_path", &mbconv_path); }
+
+}  // namespace effkernels::cpu

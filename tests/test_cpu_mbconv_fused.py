@@ -1,0 +1,265 @@
+"""The CPU MBConv block kernels (csrc/cpu/mbconv_block.cpp) against a float64 oracle written here: torch convs
+in float64 with explicit pads (computed in this file, not by effkernels' padding helper).
+
+Every distinct block shape class of EfficientNet-B0..B7 (expand ratio, kernel, stride, residual), at small odd
+and even sizes with TF SAME padding, C_in and C_exp not multiples of 16, N = 1 and 2, both layouts, fp32 / fp16 /
+bf16, with and without SE (its activation and gate differ from the block's), on both paths ("fused": expand
+inside the depthwise row bands; "unfused") and at 1 and 4 threads (the fused path splits channels and rows
+into tasks by the thread count, so both split shapes run).
+"""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from effkernels import scaling
+from effkernels._common import ACTIVATIONS
+from helpers import assert_close_to_ref, backend_unavailable
+
+pytestmark = [pytest.mark.cpu, pytest.mark.skipif(backend_unavailable("cpu") is not None,
+                                                  reason=str(backend_unavailable("cpu")))]
+ops = torch.ops.effkernels
+
+# (expand ratio, k, stride, residual) of every block of B0..B7 at its paper resolution.
+CLASSES = sorted({(b.expand_ratio, b.kernel, b.stride, b.residual)
+                  for phi in range(8) for b in scaling.block_shapes(phi, scaling.variant(phi).resolution)})
+
+
+def _act(t, name):
+    return {"none": lambda v: v, "relu": F.relu, "relu6": F.relu6, "silu": F.silu, "hardswish": F.hardswish,
+            "sigmoid": torch.sigmoid, "hardsigmoid": F.hardsigmoid}[name](t)
+
+
+def _same_pads(size, k, stride):
+    """TF SAME: output ceil(size / stride), the odd pad at the end."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + k - size, 0)
+    return total // 2, total - total // 2, out
+
+
+def _oracle(x, p, stride, pads, residual, act, se_act, gate):
+    top, bottom, left, right = pads
+    d = {k: (v.double() if v is not None else None) for k, v in p.items()}
+    h = x.double()
+    if d["ew"] is not None:
+        h = _act(F.conv2d(h, d["ew"][:, :, None, None], d["eb"]), act)
+    h = _act(F.conv2d(F.pad(h, (left, right, top, bottom)), d["dw"], d["db"], stride=stride, groups=h.shape[1]), act)
+    if d["w1"] is not None:
+        s = _act(F.linear(h.mean(dim=(2, 3)), d["w1"], d["b1"]), se_act)
+        h = h * _act(F.linear(s, d["w2"], d["b2"]), gate)[:, :, None, None]
+    out = F.conv2d(h, d["pw"][:, :, None, None], d["pb"])
+    return out + x.double() if residual else out
+
+
+def _params(c_in, c_exp, c_out, k, se, dtype, gen):
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen) * scale).to(dtype)
+
+    p = dict(ew=None, eb=None, w1=None, b1=None, w2=None, b2=None)
+    if c_exp != c_in:
+        p.update(ew=rnd(c_exp, c_in, scale=c_in ** -0.5), eb=rnd(c_exp, scale=0.5))
+    p.update(dw=rnd(c_exp, 1, k, k, scale=1 / k), db=rnd(c_exp, scale=0.5),
+             pw=rnd(c_out, c_exp, scale=c_exp ** -0.5), pb=rnd(c_out, scale=0.5))
+    if se:
+        s = max(1, c_in // 4)
+        p.update(w1=rnd(s, c_exp, scale=c_exp ** -0.5), b1=rnd(s, scale=0.5), w2=rnd(c_exp, s, scale=s ** -0.5),
+                 b2=rnd(c_exp, scale=0.5))
+    return p
+
+
+def _poison_heap(nbytes, dtype):
+    """Free a NaN-filled block of the output's size and dtype just before the call: the kernels allocate their
+    outputs, and the allocator hands such a block back for small sizes, so an element left unwritten reads as
+    NaN (best effort: large blocks come from fresh zeroed pages)."""
+    t = torch.full((nbytes // torch.empty((), dtype=dtype).element_size() + 1,), float("nan"), dtype=dtype)
+    del t
+
+
+def _run(cls, h, w, n, dtype, channels_last, se, path, threads, act="hardswish", se_act="relu", gate="hardsigmoid",
+         seed=0):
+    expand, k, stride, residual = cls
+    c_in = 11 if expand == 6 else 20  # C_exp 66 / 20: not multiples of 16 (nor of 8 for 66)
+    c_exp, c_out = c_in * expand, (c_in if residual else 13)
+    gen = torch.Generator().manual_seed(seed)
+    p = _params(c_in, c_exp, c_out, k, se, dtype, gen)
+    x = torch.randn(n, c_in, h, w, generator=gen).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    top, bottom, oh = _same_pads(h, k, stride)
+    left, right, ow = _same_pads(w, k, stride)
+    pack = ops.pack_pointwise_weight
+    args = (x, None if p["ew"] is None else pack(p["ew"]), p["eb"], p["dw"], p["db"], stride, top, left, oh, ow,
+            p["w1"], p["b1"], p["w2"], p["b2"], pack(p["pw"]), p["pb"], residual, ACTIVATIONS[act],
+            ACTIVATIONS[se_act], ACTIVATIONS[gate])
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _poison_heap(n * c_out * oh * ow * x.element_size(), dtype)
+        out = ops.mbconv_packed(*args, path)
+    finally:
+        torch.set_num_threads(before)
+    ref = _oracle(x, p, stride, (top, bottom, left, right), residual, act, se_act, gate)
+    return out, ref
+
+
+def _cls_id(c):
+    return f"e{c[0]}k{c[1]}s{c[2]}{'r' if c[3] else ''}"
+
+
+# The fused path needs an expand conv: expand-ratio-1 classes run unfused only.
+@pytest.mark.parametrize("cls,path", [(c, p) for c in CLASSES for p in ("fused", "unfused") if c[0] != 1 or p == "unfused"],
+                         ids=lambda v: _cls_id(v) if isinstance(v, tuple) else v)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
+@pytest.mark.parametrize("n,se,threads", [(1, True, 4), (2, False, 1), (1, False, 1), (2, True, 4)])
+def test_block_classes(cls, path, dtype, channels_last, n, se, threads):
+    out, ref = _run(cls, 9, 7, n, dtype, channels_last, se, path, threads)
+    assert out.dtype == dtype
+    assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert_close_to_ref(out, ref, dtype)
+
+
+@pytest.mark.parametrize("cls", [c for c in CLASSES if c[0] == 6], ids=lambda c: f"k{c[1]}s{c[2]}")
+@pytest.mark.parametrize("h,w", [(10, 12), (13, 5), (1, 1), (2, 3), (30, 17)])
+def test_fused_sizes(cls, h, w):
+    """Even sizes (asymmetric SAME pads at stride 2), images smaller than the kernel, and a size with several
+    row bands per task split."""
+    for threads in (1, 3):
+        out, ref = _run(cls, h, w, 1, torch.float32, True, True, "fused", threads, act="silu", se_act="silu",
+                        gate="sigmoid")
+        assert_close_to_ref(out, ref, torch.float32)
+
+
+def test_auto_and_plain_weights_match_forced_paths():
+    """mbconv (plain 1x1 weights, packed per call) and path "auto" give the result of the path
+    mbconv_path names."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 11, 9, 9, generator=gen).contiguous(memory_format=torch.channels_last)
+    p = _params(11, 66, 11, 3, True, torch.float32, gen)
+    geom = (1, 1, 1, 9, 9)
+    se = (p["w1"], p["b1"], p["w2"], p["b2"])
+    codes = (True, ACTIVATIONS["silu"], ACTIVATIONS["silu"], ACTIVATIONS["sigmoid"])
+    path = ops.mbconv_path(2, 11, 9, 9, 66, 3, 1, True)
+    assert path in ("fused", "unfused")
+    pack = ops.pack_pointwise_weight
+    forced = ops.mbconv_packed(x, pack(p["ew"]), p["eb"], p["dw"], p["db"], *geom, *se, pack(p["pw"]), p["pb"],
+                               *codes, path)
+    auto = ops.mbconv_packed(x, pack(p["ew"]), p["eb"], p["dw"], p["db"], *geom, *se, pack(p["pw"]), p["pb"], *codes)
+    plain = ops.mbconv(x, p["ew"], p["eb"], p["dw"], p["db"], *geom, *se, p["pw"], p["pb"], *codes)
+    torch.testing.assert_close(auto, forced, rtol=0, atol=0)
+    torch.testing.assert_close(plain, forced, rtol=0, atol=0)
+    assert ops.mbconv_path(2, 11, 9, 9, 11, 3, 1, False) == "unfused"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
+@pytest.mark.parametrize("c_in,c_out,hw", [(13, 37, (7, 5)), (320, 1280, (3, 3)), (40, 8, (1, 1))])
+def test_pointwise_conv_packed(dtype, channels_last, c_in, c_out, hw):
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, c_in, *hw, generator=gen).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = (torch.randn(c_out, c_in, generator=gen) * c_in ** -0.5).to(dtype)
+    b = torch.randn(c_out, generator=gen).to(dtype)
+    scale = torch.rand(2, c_in, generator=gen)
+    res = torch.randn(2, c_out, *hw, generator=gen).to(dtype)
+    out = ops.pointwise_conv_packed(x, ops.pack_pointwise_weight(w), b, ACTIVATIONS["silu"], scale, res)
+    xs = x.double() * scale.double()[:, :, None, None]
+    ref = F.silu(F.conv2d(xs, w.double()[:, :, None, None], b.double())) + res.double()
+    assert out.dtype == dtype
+    assert_close_to_ref(out, ref, dtype)
+
+
+def test_bad_arguments():
+    x = torch.randn(1, 11, 9, 9)
+    p = _params(11, 66, 13, 3, False, torch.float32, torch.Generator().manual_seed(3))
+    pack = ops.pack_pointwise_weight
+
+    def call(ew=pack(p["ew"]), pw=pack(p["pw"]), path="auto", dw=p["dw"], residual=False):
+        return ops.mbconv_packed(x, ew, p["eb"], dw, p["db"], 1, 1, 1, 9, 9, None, None, None, None, pw, p["pb"],
+                                 residual, 3, 3, 5, path)
+
+    with pytest.raises(RuntimeError, match="expand_w: expected weights from effkernels::pack_pointwise_weight"):
+        call(ew=p["ew"])
+    with pytest.raises(RuntimeError, match="proj_w: expected weights from effkernels::pack_pointwise_weight"):
+        call(pw=pack(p["pw"][:, :65]))
+    with pytest.raises(RuntimeError, match="path: expected"):
+        call(path="fast")
+    with pytest.raises(RuntimeError, match="dw_w: expected an odd kernel size"):
+        call(dw=torch.randn(66, 1, 4, 4))
+    with pytest.raises(RuntimeError, match="residual: needs an output shaped like x"):
+        call(residual=True)
+    with pytest.raises(RuntimeError, match="weight: expected a 2-d"):
+        pack(torch.randn(3, 4, 1, 1))
+    with pytest.raises(RuntimeError, match="fused.*expand_w"):
+        ops.mbconv_packed(x, None, None, torch.randn(11, 1, 3, 3), torch.randn(11), 1, 1, 1, 9, 9, None, None,
+                          None, None, pack(torch.randn(13, 11)), torch.randn(13), False, 3, 3, 5, "fused")
+    with pytest.raises(RuntimeError, match="mbconv_path: expected"):
+        ops.mbconv_path(1, 11, 9, 9, 66, 3, 3, True)
+
+
+
+# ---------------------------------------------------------------- fakes, layers
+
+
+def _block_args(path):
+    """mbconv_packed's arguments for a small SE block, stride 2 (its opcheck is in test_registration.py)."""
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 11, 9, 7, generator=gen).contiguous(memory_format=torch.channels_last)
+    p = _params(11, 66, 13, 3, True, torch.float32, gen)
+    pack = ops.pack_pointwise_weight
+    return (x, pack(p["ew"]), p["eb"], p["dw"], p["db"], 2, 0, 0, 5, 4, p["w1"], p["b1"], p["w2"], p["b2"],
+            pack(p["pw"]), p["pb"], False, 3, 3, 5, path)
+
+
+def test_ops_compile_fullgraph():
+    """The packed block traces under torch.compile (the fakes give its output's shape and layout) and gives the
+    eager result."""
+    import effkernels.ops  # noqa: F401
+
+    args = _block_args("fused")
+    fn = torch.compile(lambda *a: ops.mbconv_packed(*a), fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(fn(*args), ops.mbconv_packed(*args), rtol=0, atol=0)
+
+
+def test_mbconv_path_under_fake_mode():
+    """mbconv_path takes no tensor, so it answers the same under FakeTensorMode (the compiled layers' case)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    real = ops.mbconv_path(1, 16, 112, 112, 96, 3, 2, True)
+    with FakeTensorMode():
+        assert ops.mbconv_path(1, 16, 112, 112, 96, 3, 2, True) == real
+
+
+def test_layers_pack_once_and_record_paths():
+    """MBConv and the converted InvertedResidual on the cpu backend: the fold carries the packed 1x1 weights
+    (packed at fold time, not per call), cpu_paths records the path per input shape (shown in repr), and
+    the output matches the eager backend's."""
+    tv = pytest.importorskip("torchvision")
+    from effkernels import convert
+    from effkernels.nn import InvertedResidual, MBConv
+
+    torch.manual_seed(5)
+    layer = MBConv(16, 24, 6, 3, 2, backend="cpu").eval()
+    x = torch.randn(1, 16, 13, 11).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        out = layer(x)
+        packed = layer.folded(x)[-1]
+        assert packed is not None and packed[0].dim() == 3 and layer(x).equal(out)
+        assert layer.folded(x)[-1] is packed  # the cache serves the same packed weights
+        ref = layer.forward_fused(x, (*layer.folded(x)[:-1], None))  # plain weights, packed per call
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    key = (1, 16, 13, 11, torch.get_num_threads())
+    assert layer.cpu_paths == {key: ops.mbconv_path(1, 16, 13, 11, 96, 3, 2, True)}
+    assert f"1x16x13x11@{key[-1]}t: {layer.cpu_paths[key]}" in repr(layer)
+
+    model = tv.models.efficientnet_b0().features[:3].eval()  # stem and 3 blocks: enough, and quick to convert
+    fast = convert(model, backend="cpu")
+    blocks = [m for m in fast.modules() if isinstance(m, (MBConv, InvertedResidual))]
+    assert blocks
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-4)
+    assert all(m.cpu_paths for m in blocks)
+    assert "cpu paths" in str(fast.effkernels_report)
