@@ -453,7 +453,8 @@ def dwconv_bn_act_partials(x, weight, bias, stride, pad_top, pad_left, out_h, ou
         y, y_b, res = y_init
         mode = 1 if res is None else 2
         res = y if res is None else res
-        if not (y_b.is_contiguous() and is_channels_last(y) and is_channels_last(res)):
+        # The kernel indexes y's and res's channels with stride 1 (with one channel, any stride is that).
+        if not (y_b.is_contiguous() and all(t.shape[1] == 1 or t.stride(1) == 1 for t in (y, res))):
             raise ValueError("y_init: expects channels_last y and residual and a contiguous y_bias")
     if prologue is not None and not pre_b.is_contiguous():
         raise ValueError("prologue: pre_bias must be contiguous")

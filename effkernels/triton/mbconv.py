@@ -80,19 +80,20 @@ def expand_preactivation(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     no bias, no activation. One library GEMM over the N * H * W pixels; the views around it copy nothing."""
     n, c, h, w = x.shape
     out = torch.mm(x.permute(0, 2, 3, 1).reshape(n * h * w, c), weight.t())
-    return out.view(n, h, w, -1).permute(0, 3, 1, 2)
+    return out.view(n, h, w, weight.shape[0]).permute(0, 3, 1, 2)  # (n may be 0: no -1)
 
 
 def project_into(y: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """y += conv1x1(h, weight) in place, one library GEMM; y [N, C_out, H, W] and h [N, C_exp, H, W]
     channels_last (dense); weight [C_out, C_exp] (all images), or [N, C_out, C_exp] (per image)."""
     n, c_exp, hh, ww = h.shape
+    c_out = y.shape[1]  # (named, not -1: n may be 0)
     pixels = h.permute(0, 2, 3, 1)
     out = y.permute(0, 2, 3, 1)
     if weight.dim() == 3:
-        out.reshape(n, hh * ww, -1).baddbmm_(pixels.reshape(n, hh * ww, c_exp), weight.transpose(1, 2))
+        out.reshape(n, hh * ww, c_out).baddbmm_(pixels.reshape(n, hh * ww, c_exp), weight.transpose(1, 2))
     else:
-        out.reshape(n * hh * ww, -1).addmm_(pixels.reshape(n * hh * ww, c_exp), weight.t())
+        out.reshape(n * hh * ww, c_out).addmm_(pixels.reshape(n * hh * ww, c_exp), weight.t())
     return y
 
 
