@@ -351,7 +351,6 @@ class FusedMBConv(_ResidualBlock):
             layers.append(PointwiseConvBNAct(expanded, out_channels, activation="none", **bn))
         self.block = nn.Sequential(*layers)
         self.stochastic_depth = StochasticDepth(stochastic_depth_prob)
-        self.cpu_paths: dict = {}
 
     def _fold(self):
         blocks = list(self.block)
