@@ -21,22 +21,14 @@ def _acc_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
+_ACTIVATIONS = {"none": lambda x: x, "relu": F.relu, "relu6": F.relu6, "silu": F.silu, "hardswish": F.hardswish,
+                "sigmoid": torch.sigmoid, "hardsigmoid": F.hardsigmoid}
+
+
 def apply_activation(x: torch.Tensor, name: str) -> torch.Tensor:
-    if name == "none":
-        return x
-    if name == "relu":
-        return F.relu(x)
-    if name == "relu6":
-        return F.relu6(x)
-    if name == "silu":
-        return F.silu(x)
-    if name == "hardswish":
-        return F.hardswish(x)
-    if name == "sigmoid":
-        return torch.sigmoid(x)
-    if name == "hardsigmoid":
-        return F.hardsigmoid(x)
-    raise ValueError(f"activation: unknown activation {name!r}")
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"activation: unknown activation {name!r}")
+    return _ACTIVATIONS[name](x)
 
 
 def dwconv_bn_act_ref(x, weight, bias, stride=1, padding=1, activation="silu", se_sums=False):

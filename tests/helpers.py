@@ -1,5 +1,6 @@
 """Helpers shared by the tests: comparison with a float64 oracle, poisoned allocations, backends."""
 import contextlib
+import copy
 import os
 import subprocess
 import sys
@@ -147,10 +148,17 @@ def raised_in_child(request) -> bool:
     return True
 
 
-def run_in_precision(model, source, x, dtype, how):
-    """(model's output, source's output) for a float32 x run in `dtype`: how="cast" converts both modules
-    and x, how="autocast" runs them under torch.autocast("cpu", dtype)."""
-    if how == "cast":
-        return model.to(dtype)(x.to(dtype)), source.to(dtype)(x.to(dtype))
-    with torch.autocast("cpu", dtype=dtype):
-        return model(x), source(x)
+def check_in_precision(model, source, x, dtype, how):
+    """Runs model and source on a float32 x in `dtype` (how="cast" converts both modules and x,
+    how="autocast" runs them under torch.autocast("cpu", dtype)); asserts model's output is in `dtype`
+    and within TOL[dtype] of source in float64. Returns (model's, source's) relative L2 errors against it."""
+    with torch.no_grad():
+        ref = copy.deepcopy(source).double()(x.double())
+        if how == "cast":
+            out, eager = model.to(dtype)(x.to(dtype)), source.to(dtype)(x.to(dtype))
+        else:
+            with torch.autocast("cpu", dtype=dtype):
+                out, eager = model(x), source(x)
+    assert out.dtype == eager.dtype == dtype
+    assert_close_to_ref(out, ref, dtype)
+    return tuple(((t.double() - ref).norm() / ref.norm()).item() for t in (out, eager))

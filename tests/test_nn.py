@@ -11,7 +11,7 @@ from torch import nn
 
 import effkernels
 import effkernels.nn as enn
-from helpers import assert_close_to_ref, run_in_precision
+from helpers import assert_close_to_ref, check_in_precision
 
 tv_eff = pytest.importorskip("torchvision.models.efficientnet")
 from torchvision.ops.misc import Conv2dNormActivation, SqueezeExcitation  # noqa: E402
@@ -188,12 +188,7 @@ def test_mbconv_low_precision(dtype, how, backend):
     dtype, so under autocast the error can exceed 2x that of eager, whose BN stays in fp32)."""
     backend = backend_or_skip(backend)
     tv, ours = mbconv_pair(6, 3, 1, 24, 24, backend)
-    x = torch.randn(2, 24, 9, 9)
-    with torch.no_grad():
-        ref = copy.deepcopy(tv).double()(x.double())
-        out, eager = run_in_precision(ours, tv, x, dtype, how)
-    assert out.dtype == eager.dtype == dtype
-    assert_close_to_ref(out, ref, dtype)
+    check_in_precision(ours, tv, torch.randn(2, 24, 9, 9), dtype, how)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
