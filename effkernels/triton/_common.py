@@ -54,6 +54,24 @@ def activation(x, ACT: tl.constexpr):
     return x
 
 
+@triton.jit
+def multiples_of(values, VEC: tl.constexpr):
+    """`values` (a tuple of ints) rewritten as multiples of VEC, which the launcher checked divides each
+    (`vector_width`). Triton's JIT only knows which arguments are multiples of 16; written this way, it can
+    prove 16-byte alignment, and so emit vector accesses, for channel counts and strides such as 24 or 40."""
+    out = ()
+    for i in tl.static_range(len(values)):
+        out = out + (values[i] // VEC * VEC,)
+    return out
+
+
+def vector_width(x: torch.Tensor, values) -> int:
+    """The VEC of `multiples_of` for a kernel on x's elements: 16 bytes of them when that divides every
+    value (channel counts and strides, in elements), else 1."""
+    vec = 16 // x.element_size()
+    return vec if all(v % vec == 0 for v in values) else 1
+
+
 def device_name(device) -> str:
     return torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else "cpu"
 

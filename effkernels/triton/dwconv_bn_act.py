@@ -57,7 +57,8 @@ import triton
 import triton.language as tl
 
 from .._common import ACTIVATIONS, conv_geometry, empty_like_layout, is_channels_last
-from ._common import TRITON_DTYPES, KernelConfigs, activation, launch_options, torch_dtype
+from ._common import (TRITON_DTYPES, KernelConfigs, activation, launch_options, multiples_of, torch_dtype,
+                      vector_width)
 
 _FIELDS = ("dtype", "N", "C", "H", "W", "K", "STRIDE")
 _CATEGORICAL = ("dtype", "K", "STRIDE")
@@ -241,18 +242,9 @@ def _dwconv_nhwc_kernel(
     BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr, STAGES: tl.constexpr,
 ):
     # VEC (16 bytes of elements, or 1) divides C and the x/out strides, W_VEC the tap strides of
-    # tap-major weights; the launcher checks. Rewriting them as multiples of the constexprs lets
-    # Triton prove 16-byte alignment, and so emit vector accesses, when they are not multiples
-    # of 16 (its own specialization), e.g. C = 40.
-    sw_h = sw_h // W_VEC * W_VEC
-    sw_w = sw_w // W_VEC * W_VEC
-    C = C // VEC * VEC
-    sx_n = sx_n // VEC * VEC
-    sx_h = sx_h // VEC * VEC
-    sx_w = sx_w // VEC * VEC
-    so_n = so_n // VEC * VEC
-    so_h = so_h // VEC * VEC
-    so_w = so_w // VEC * VEC
+    # tap-major weights (the launcher checks): vector accesses also when they are not multiples of 16.
+    sw_h, sw_w = multiples_of((sw_h, sw_w), W_VEC)
+    C, sx_n, sx_h, sx_w, so_n, so_h, so_w = multiples_of((C, sx_n, sx_h, sx_w, so_n, so_h, so_w), VEC)
     pid = tl.program_id(0)
     num_cb = tl.cdiv(C, BLOCK_C)
     num_wb = tl.cdiv(OW, BLOCK_W)
@@ -334,6 +326,16 @@ def _dwconv_nhwc_kernel(
 
 
 @triton.jit
+def pixel_tile(pb, OH, OW, pad_top, pad_left, STRIDE: tl.constexpr, BLOCK_P: tl.constexpr):
+    """Pixel block pb of a tile of BLOCK_P output pixels (flattened oh * OW + ow, as the strided kernel and
+    triton/mbconv_fused.py tile them): (in-map mask, oh, ow, input row and column of each pixel's first tap)."""
+    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
+    oh = p // OW
+    ow = p % OW
+    return p < OH * OW, oh, ow, oh * STRIDE - pad_top, ow * STRIDE - pad_left
+
+
+@triton.jit
 def _dwconv_strided_kernel(
     x_ptr, w_ptr, b_ptr, out_ptr, sums_ptr,
     C, H, W, OH, OW, pad_top, pad_left,
@@ -352,13 +354,8 @@ def _dwconv_strided_kernel(
     n = pid // (num_cb * num_pb)
 
     c = cb * BLOCK_C + tl.arange(0, BLOCK_C)
-    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
     c_mask = c < C
-    p_mask = p < OH * OW
-    oh = p // OW
-    ow = p % OW
-    ih0 = oh * STRIDE - pad_top
-    iw0 = ow * STRIDE - pad_left
+    p_mask, oh, ow, ih0, iw0 = pixel_tile(pb, OH, OW, pad_top, pad_left, STRIDE, BLOCK_P)
     x_chan = x_ptr + n.to(tl.int64) * sx_n + c.to(tl.int64) * sx_c
     w_c = w_ptr + c.to(tl.int64) * sw_c
 
@@ -442,11 +439,9 @@ def dwconv_bn_act_partials(x, weight, bias, stride, pad_top, pad_left, out_h, ou
             weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), *out.stride(), sums_arg.stride(0),
             K=k, STRIDE=stride, ACT=act_code, SE_SUMS=bool(se_sums), **launch)
         return out, partials
-    vec = 16 // x.element_size()
-    divisible = (c, x.stride(0), x.stride(2), x.stride(3), out.stride(0), out.stride(2), out.stride(3))
-    launch["VEC"] = vec if all(v % vec == 0 for v in divisible) else 1
-    tap_major_w = weight.stride(0) == 1 and weight.stride(2) % vec == 0 and weight.stride(3) % vec == 0
-    launch["W_VEC"] = vec if tap_major_w else 1
+    launch["VEC"] = vector_width(x, (c, x.stride(0), x.stride(2), x.stride(3), out.stride(0), out.stride(2),
+                                     out.stride(3)))
+    launch["W_VEC"] = vector_width(x, weight.stride()[2:]) if weight.stride(0) == 1 else 1
     pre_b, pre_act = prologue if prologue is not None else (bias, -1)  # bias: an unread stand-in
     y, y_b, res, mode = out, bias, out, 0  # stand-ins without y_init
     if y_init is not None:

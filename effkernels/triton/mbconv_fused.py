@@ -55,7 +55,9 @@ import triton.language as tl
 from .._common import ACTIVATIONS, CONV_ACTIVATIONS, conv_geometry, empty_like_layout, is_channels_last, tap_major
 from ..backends import triton_interpreted
 from ..ops.dwconv_bn_act import KERNEL_SIZES
-from ._common import TRITON_DTYPES, KernelConfigs, activation, launch_options, torch_dtype
+from ._common import (TRITON_DTYPES, KernelConfigs, activation, launch_options, multiples_of, torch_dtype,
+                      vector_width)
+from .dwconv_bn_act import pixel_tile
 from .mbconv import dw_se, expand_preactivation, library_allowed
 from .pointwise_conv import pointwise_conv
 from .squeeze_excite import se_excite
@@ -229,12 +231,8 @@ def _expand_dw_kernel(
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # VEC (channels_last: 16 bytes of elements, else 1) divides C_IN and x's pixel strides (the launcher
-    # checks): written as multiples of it, Triton can prove the input rows 16-byte aligned when they are
-    # not multiples of 16 elements (C_in = 24, 40).
-    C_IN = C_IN // VEC * VEC
-    sx_n = sx_n // VEC * VEC
-    sx_h = sx_h // VEC * VEC
-    sx_w = sx_w // VEC * VEC
+    # checks): the input rows are provably 16-byte aligned also when C_in = 24, 40.
+    C_IN, sx_n, sx_h, sx_w = multiples_of((C_IN, sx_n, sx_h, sx_w), VEC)
     pid = tl.program_id(0)
     num_cb = tl.cdiv(C_EXP, BLOCK_C)
     num_pb = tl.cdiv(OH * OW, BLOCK_P)
@@ -243,14 +241,9 @@ def _expand_dw_kernel(
     n = pid // (num_cb * num_pb)
 
     c = cb * BLOCK_C + tl.arange(0, BLOCK_C)
-    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
     ci = tl.arange(0, BLOCK_K)
     c_mask = c < C_EXP
-    p_mask = p < OH * OW
-    oh = p // OW
-    ow = p % OW
-    ih0 = oh * STRIDE - pad_top
-    iw0 = ow * STRIDE - pad_left
+    p_mask, oh, ow, ih0, iw0 = pixel_tile(pb, OH, OW, pad_top, pad_left, STRIDE, BLOCK_P)
     x_img = x_ptr + n.to(tl.int64) * sx_n
     # Weights have far fewer than 2**31 elements: int32 offsets (per column: registers in the MMA layout).
     we_tile = we_ptr + c[None, :] * swe_o + ci[:, None] * swe_i   # W_exp^T [BLOCK_K, BLOCK_C]
@@ -320,8 +313,7 @@ def expand_dw_partials(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_l
                 if se_sums else None)
     if out.numel() == 0:
         return out, partials  # partials has no elements either
-    vec = 16 // x.element_size()
-    aligned = is_channels_last(x) and all(v % vec == 0 for v in (c_in, x.stride(0), x.stride(2), x.stride(3)))
+    vec = vector_width(x, (c_in, x.stride(0), x.stride(2), x.stride(3))) if is_channels_last(x) else 1
     # Without se_sums the kernel never touches sums_ptr: an uninitialised stand-in (no kernel runs).
     sums_arg = partials if se_sums else torch.empty(1, dtype=torch.float32, device=x.device)
     grid = (n * triton.cdiv(pixels, launch["BLOCK_P"]) * triton.cdiv(c_exp, launch["BLOCK_C"]),)
@@ -332,7 +324,7 @@ def expand_dw_partials(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_l
         dw_w.stride(0), dw_w.stride(2), dw_w.stride(3), dw_b.stride(0),
         *out.stride(), sums_arg.stride(0),
         K=k, STRIDE=stride, ACT=act_code, SE_SUMS=bool(se_sums), ONE_K=c_in <= launch["BLOCK_K"],
-        VEC=vec if aligned else 1, DOT_FP32=triton_interpreted() and x.dtype == torch.bfloat16, **launch,
+        VEC=vec, DOT_FP32=triton_interpreted() and x.dtype == torch.bfloat16, **launch,
     )
     return out, partials
 
