@@ -38,6 +38,7 @@ The MBConv library-GEMM path (ops/mbconv.py) also has the NHWC kernel initialise
 GEMM's output: Y_INIT writes y[n, oh, ow, :] = y_bias (+ residual[n, :, oh, ow]), which the
 library GEMM then accumulates into with beta = 1 (the GEMM has no bias epilogue of its own).
 The program of channel block cb writes y channels cb * BLOCK_C, + num_cb * BLOCK_C, ...
+(`init_project_output`, which the fused expand + depthwise kernel of triton/mbconv_fused.py shares).
 
 SE sums: the program of pixel block pb stores its column sums into partials[n, pb, c] of an
 uninitialised fp32 [N, P_blocks, C] buffer, P_blocks = `pixel_blocks(config, out_h, out_w)`:
@@ -229,6 +230,24 @@ def _load_add_row(accs, x_img, ih0, H, sx_h, offs, oks, pre_b, taps, R: tl.const
 
 
 @triton.jit
+def init_project_output(y_img, r_img, y_pix, r_pix, pix_mask, y_b_ptr, lanes, cb, num_cb, C_Y, Y_INIT: tl.constexpr,
+                        BLOCK_PIX: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Y_INIT (module docstring) for BLOCK_PIX pixels of one image: y = y_bias (+ residual), in channel blocks
+    cb, cb + num_cb, ... of C_Y, so that the num_cb programs of a pixel tile share the C_Y channels. y_pix /
+    r_pix: the pixels' offsets from y_img / r_img (channel stride 1), pix_mask: those that exist; lanes:
+    tl.arange(0, BLOCK_C), with whatever contiguity hint the caller's layout wants."""
+    for co0 in range(cb * BLOCK_C, C_Y, num_cb * BLOCK_C):
+        co = co0 + lanes
+        co_mask = co < C_Y
+        m = pix_mask[:, None] & co_mask[None, :]
+        v = tl.zeros((BLOCK_PIX, BLOCK_C), dtype=tl.float32)
+        v += tl.load(y_b_ptr + co, mask=co_mask, other=0.0).to(tl.float32)[None, :]
+        if Y_INIT == 2:
+            v += tl.load(r_img + r_pix[:, None] + co[None, :], mask=m, other=0.0).to(tl.float32)
+        tl.store(y_img + y_pix[:, None] + co[None, :], v.to(y_img.dtype.element_ty), mask=m)
+
+
+@triton.jit
 def _dwconv_nhwc_kernel(
     x_ptr, w_ptr, b_ptr, out_ptr, sums_ptr, pre_b_ptr, y_ptr, y_b_ptr, res_ptr,
     C, H, W, OH, OW, pad_top, pad_left, BLOCK_H, C_Y,
@@ -270,17 +289,9 @@ def _dwconv_nhwc_kernel(
         r_img = res_ptr + n.to(tl.int64) * sr_n
         for j in range(rows):
             oh = oh0 + j
-            for co0 in range(cb * BLOCK_C, C_Y, num_cb * BLOCK_C):
-                co = co0 + tl.max_contiguous(tl.arange(0, BLOCK_C), CPT)  # the walk's layout
-                co_mask = co < C_Y
-                m = (ow < OW)[:, None] & co_mask[None, :]
-                v = tl.zeros((BLOCK_W, BLOCK_C), dtype=tl.float32)
-                v += tl.load(y_b_ptr + co, mask=co_mask, other=0.0).to(tl.float32)[None, :]
-                if Y_INIT == 2:
-                    v += tl.load(r_img + oh * sr_h + (ow * sr_w)[:, None] + co[None, :], mask=m,
-                                 other=0.0).to(tl.float32)
-                tl.store(y_img + oh * sy_h + (ow * sy_w)[:, None] + co[None, :], v.to(y_ptr.dtype.element_ty),
-                         mask=m)
+            init_project_output(y_img + oh * sy_h, r_img + oh * sr_h, ow * sy_w, ow * sr_w, ow < OW, y_b_ptr,
+                                tl.max_contiguous(tl.arange(0, BLOCK_C), CPT), cb, num_cb, C_Y, Y_INIT,
+                                BLOCK_W, BLOCK_C)  # (channels in the walk's layout)
     # Per tap column: int32 offsets and masks of the shifted [BLOCK_W, BLOCK_C] tile, loop invariants.
     offs = ()
     oks = ()
@@ -403,6 +414,20 @@ def nhwc_kernel_serves(x: torch.Tensor, out_h: int, out_w: int) -> bool:
     return is_channels_last(x) and _int32_extent(x) and out_h * out_w * x.shape[1] <= _INT32_MAX
 
 
+def y_init_args(y_init, out, bias):
+    """(y, y_bias, residual, Y_INIT) for a kernel with `init_project_output`, from y_init = (y, y_bias, residual
+    or None) (`dwconv_bn_act_partials`), or None: then out and bias stand in, unread."""
+    if y_init is None:
+        return out, bias, out, 0
+    y, y_b, res = y_init
+    # The kernel indexes y's and res's channels with stride 1 (with one channel, any stride is that).
+    if not (y_b.is_contiguous() and all(t is None or t.shape[1] == 1 or t.stride(1) == 1 for t in (y, res))):
+        raise ValueError("y_init: expects channels_last y and residual and a contiguous y_bias")
+    if not all(t is None or _int32_extent(t) for t in (y, res)):  # the kernels' per-pixel offsets are int32
+        raise ValueError("y_init: y and residual need every per-image element offset below 2**31")
+    return (y, y_b, y, 1) if res is None else (y, y_b, res, 2)
+
+
 def dwconv_bn_act_partials(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_code, se_sums,
                            config=None, prologue=None, y_init=None):
     """Launch the fused kernel; arguments as `dwconv_bn_act`. One launch, nothing else on the device.
@@ -443,14 +468,7 @@ def dwconv_bn_act_partials(x, weight, bias, stride, pad_top, pad_left, out_h, ou
                                      out.stride(3)))
     launch["W_VEC"] = vector_width(x, weight.stride()[2:]) if weight.stride(0) == 1 else 1
     pre_b, pre_act = prologue if prologue is not None else (bias, -1)  # bias: an unread stand-in
-    y, y_b, res, mode = out, bias, out, 0  # stand-ins without y_init
-    if y_init is not None:
-        y, y_b, res = y_init
-        mode = 1 if res is None else 2
-        res = y if res is None else res
-        # The kernel indexes y's and res's channels with stride 1 (with one channel, any stride is that).
-        if not (y_b.is_contiguous() and all(t.shape[1] == 1 or t.stride(1) == 1 for t in (y, res))):
-            raise ValueError("y_init: expects channels_last y and residual and a contiguous y_bias")
+    y, y_b, res, mode = y_init_args(y_init, out, bias)
     if prologue is not None and not pre_b.is_contiguous():
         raise ValueError("prologue: pre_bias must be contiguous")
     _dwconv_nhwc_kernel[grid](
