@@ -192,7 +192,7 @@ def _taps(w_c, sw_h, sw_w, c_mask, K: tl.constexpr):
 
 
 @triton.jit
-def _input_row(x_row, row_ok, offs, oks, pre_b, PRE_ACT: tl.constexpr, K: tl.constexpr):
+def _input_row(x_row, row_ok, offs, oks, pre_b, PRE_ACT: tl.constexpr, K: tl.constexpr, FAST: tl.constexpr):
     """One input row as its K column-shifted [BLOCK_W, BLOCK_C] tiles (fp32, zero outside the input),
     through the prologue act(v + pre_b) when PRE_ACT >= 0."""
     tiles = ()
@@ -200,7 +200,7 @@ def _input_row(x_row, row_ok, offs, oks, pre_b, PRE_ACT: tl.constexpr, K: tl.con
         ok = oks[kw] & row_ok
         v = tl.load(x_row + offs[kw], mask=ok, other=0.0).to(tl.float32)
         if PRE_ACT >= 0:
-            v = tl.where(ok, activation(v + pre_b[None, :], PRE_ACT), 0.0)  # padding stays 0
+            v = tl.where(ok, activation(v + pre_b[None, :], PRE_ACT, FAST), 0.0)  # padding stays 0
         tiles = tiles + (v,)
     return tiles
 
@@ -222,10 +222,10 @@ def _add_row(accs, tiles, taps, R: tl.constexpr, K: tl.constexpr, STRIDE: tl.con
 
 @triton.jit
 def _load_add_row(accs, x_img, ih0, H, sx_h, offs, oks, pre_b, taps, R: tl.constexpr, PRE_ACT: tl.constexpr,
-                  K: tl.constexpr, STRIDE: tl.constexpr):
+                  K: tl.constexpr, STRIDE: tl.constexpr, FAST: tl.constexpr):
     """Load input row ih0 + R (see _input_row) and add it into the open output rows (_add_row)."""
     ih = ih0 + R
-    tiles = _input_row(x_img + ih * sx_h, (ih >= 0) & (ih < H), offs, oks, pre_b, PRE_ACT, K)
+    tiles = _input_row(x_img + ih * sx_h, (ih >= 0) & (ih < H), offs, oks, pre_b, PRE_ACT, K, FAST)
     return _add_row(accs, tiles, taps, R, K, STRIDE)
 
 
@@ -264,6 +264,7 @@ def _dwconv_nhwc_kernel(
     # tap-major weights (the launcher checks): vector accesses also when they are not multiples of 16.
     sw_h, sw_w = multiples_of((sw_h, sw_w), W_VEC)
     C, sx_n, sx_h, sx_w, so_n, so_h, so_w = multiples_of((C, sx_n, sx_h, sx_w, so_n, so_h, so_w), VEC)
+    FAST: tl.constexpr = out_ptr.dtype.element_ty != tl.float32  # fp16/bf16 outputs: the one-MUFU SiLU
     pid = tl.program_id(0)
     num_cb = tl.cdiv(C, BLOCK_C)
     num_wb = tl.cdiv(OW, BLOCK_W)
@@ -312,7 +313,7 @@ def _dwconv_nhwc_kernel(
     for d in tl.static_range((K + STRIDE - 1) // STRIDE):
         accs = accs + (start,)
     for r in tl.static_range(K - STRIDE):  # rows above the first output row's last STRIDE rows (none if K < 2)
-        accs = _load_add_row(accs, x_img, ih0, H, sx_h, offs, oks, pre_b, taps, r, PRE_ACT, K, STRIDE)
+        accs = _load_add_row(accs, x_img, ih0, H, sx_h, offs, oks, pre_b, taps, r, PRE_ACT, K, STRIDE, FAST)
 
     o_img = out_ptr + n.to(tl.int64) * so_n
     o_offs = (ow * so_w)[:, None] + c[None, :]
@@ -321,8 +322,8 @@ def _dwconv_nhwc_kernel(
         for q in tl.static_range(STRIDE):  # the STRIDE new input rows of output row j (K = 1: one)
             if K - STRIDE + q >= 0:
                 accs = _load_add_row(accs, x_img, ih0 + j * STRIDE, H, sx_h, offs, oks, pre_b, taps,
-                                     K - STRIDE + q, PRE_ACT, K, STRIDE)
-        y = activation(accs[0], ACT)
+                                     K - STRIDE + q, PRE_ACT, K, STRIDE, FAST)
+        y = activation(accs[0], ACT, FAST)
         tl.store(o_img + (oh0 + j) * so_h + o_offs, y.to(out_ptr.dtype.element_ty), mask=o_mask)
         if SE_SUMS:
             se += y  # lanes outside the map are finite (act(bias)) and masked once, below
@@ -384,7 +385,7 @@ def _dwconv_strided_kernel(
             acc += xv.to(tl.float32) * wv.to(tl.float32)[:, None]
 
     bv = tl.load(b_ptr + c.to(tl.int64) * sb_c, mask=c_mask, other=0.0)
-    y = activation(acc + bv.to(tl.float32)[:, None], ACT)
+    y = activation(acc + bv.to(tl.float32)[:, None], ACT, out_ptr.dtype.element_ty != tl.float32)
     mask = c_mask[:, None] & p_mask[None, :]
     o_chan = n.to(tl.int64) * so_n + c.to(tl.int64) * so_c
     o_pix = oh.to(tl.int64) * so_h + ow.to(tl.int64) * so_w
