@@ -72,7 +72,7 @@ _TABLE = (
          "tune, sweep)"),
         ("GPU_TESTS", "tests/test_registration.py tests/test_mbconv.py tests/test_dwconv_bn_act.py "
          "tests/test_squeeze_excite.py tests/test_pointwise_conv.py tests/test_nn.py tests/test_convert.py "
-         "tests/test_mbconv_fused.py tests/test_triton_dwconv.py",
+         "tests/test_mbconv_fused.py tests/test_triton_dwconv.py tests/test_triton_configs.py",
          "pytest arguments of the GPU check's test step (the tests that run kernels on the GPU; the rest runs in CI)"),
         ("GPU_TESTS_SECONDS", "90", "time cap of the GPU check's test step (compute-sanitizer runs alongside it), "
          "in seconds"),

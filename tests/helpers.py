@@ -162,3 +162,18 @@ def check_in_precision(model, source, x, dtype, how):
     assert out.dtype == eager.dtype == dtype
     assert_close_to_ref(out, ref, dtype)
     return tuple(((t.double() - ref).norm() / ref.norm()).item() for t in (out, eager))
+
+
+def fused_test_tile(c_in, c_exp):
+    """The fused expand + depthwise tile tests pin (triton/mbconv_fused.py): under the interpreter a big one (its
+    cost is per program and per tap, and ONE_K loads W_exp once); on a GPU a real candidate. Every candidate
+    runs once in tests/test_mbconv_fused.py::test_every_config."""
+    import triton
+
+    from effkernels import backends
+    from effkernels.triton.mbconv_fused import FUSED_CONFIGS
+
+    if backends.triton_interpreted():
+        return triton.Config({"BLOCK_P": 64, "BLOCK_C": min(1024, max(16, triton.next_power_of_2(c_exp))),
+                              "BLOCK_K": max(16, triton.next_power_of_2(c_in))}, num_warps=4)
+    return FUSED_CONFIGS[1]

@@ -383,12 +383,14 @@ def lowered_samples(device):
         geom = (stride, case.pads[0], case.pads[2], *out_size(case.h, case.w, case.k, stride, case.pads))
         mbs.append((x, ew, eb, dw_w, dw_b, *geom, w1, b1, w2, b2, pw_, pb, residual, act[a], act[sa], act[g]))
         h = make_x((case.n, dw_w.shape[0], case.h, case.w), torch.float32, layout, device)
-        # the second sample: h is a library expand's pre-activation, W' = W_proj * s[n] and y initialised
+        # channels_last: h is a library expand's pre-activation; with the library project (both ops),
+        # W' = W_proj * s[n] and y initialised
         pre = ((None, act[a], None, None, None) if layout == "nchw" else
                (torch.randn(dw_w.shape[0], device=device), act[a], pw_, pb, None))
         dw_ses.append((h, dw_w, dw_b, *geom, act[a], *pre[:2], w1, b1, w2, b2, act[sa], act[g], *pre[2:]))
         if ew is not None:
-            expands.append((x, ew, eb, dw_w, dw_b, *geom, act[a], w1, b1, w2, b2, act[sa], act[g]))
+            lib = pre[2:] if pre[2] is None else (pw_, pb, x if residual else None)
+            expands.append((x, ew, eb, dw_w, dw_b, *geom, act[a], w1, b1, w2, b2, act[sa], act[g], *lib))
     out["mbconv"] = mbs
     if torch.device(device).type == "cpu" and hasattr(torch.ops.effkernels, "pack_pointwise_weight"):  # cpu backend
         pack = torch.ops.effkernels.pack_pointwise_weight

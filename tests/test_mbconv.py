@@ -37,6 +37,28 @@ def test_matches_oracle(i, dtype, layout, backend, poisoned):
         check_mbconv(mbconv(*s.args, **s.kwargs, backend=backend), s)
 
 
+_EXPAND_CASES = [i for i, c in enumerate(MB_CASES) if c.expand > 1]
+
+
+@pytest.mark.parametrize("backend", TRITON)
+@pytest.mark.parametrize("library_project", [True, False], ids=["library_project", "triton_project"])
+@pytest.mark.parametrize("i", _EXPAND_CASES, ids=[str(tuple(MB_CASES[i])) for i in _EXPAND_CASES])
+def test_fused_path_matches_oracle(i, library_project, backend, force_path, poisoned):
+    """The Triton block on its fused path (expand computed inside the depthwise kernel) with each project GEMM,
+    every case with an expand conv (N = 0 and 1 among them): the library project on channels_last (the fused
+    kernel initialises its output), the Triton project on both layouts; dtype and activations rotate."""
+    from helpers import fused_test_tile
+
+    case = MB_CASES[i]
+    dtype = DTYPES[i % len(DTYPES)]
+    layout = "channels_last" if library_project or i % 2 else "nchw"
+    ran = force_path(fused_test_tile(case.c_in, case.c_in * case.expand), library_project)
+    s = mb_sample(case, backend_device(backend), dtype, layout, rotate(MB_ACTS, i, 0))
+    with torch.no_grad():
+        check_mbconv(mbconv(*s.args, **s.kwargs, backend=backend), s)
+    assert ran == ["fused"] + ([3 if case.se else 2] if library_project else []), ran
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("acts", MB_ACTS, ids="/".join)
 def test_every_activation_triple(acts, backend, poisoned):

@@ -1,7 +1,7 @@
 """The MBConv block whose expand runs inside the depthwise kernel (triton/mbconv_fused.py), in float64.
 
 Every distinct expand block of B0..B7 (effkernels.scaling.block_shapes) at small sizes through
-ops.mbconv with the fused path forced, every config pinned on the launcher, the path choice (interpreter,
+ops.mbconv with the fused path forced, followed by either project GEMM, every config pinned on the launcher, the path choice (interpreter,
 heuristic, tuned table), the launches, the custom op and the cost counts. Under the interpreter the block
 takes the unfused path unless told otherwise (tests/test_mbconv.py tests that one).
 """
@@ -16,7 +16,7 @@ import effkernels.triton.mbconv_fused as mf
 from effkernels import backends, configs, reference
 from effkernels.ops.mbconv import mbconv
 from effkernels.scaling import block_shapes
-from helpers import DEVICE, assert_close_to_ref
+from helpers import DEVICE, assert_close_to_ref, fused_test_tile
 
 pytestmark = [pytest.mark.skipif(not backends.triton_interpreted() and DEVICE.type != "cuda",
                                  reason="triton cannot run here"),
@@ -78,39 +78,15 @@ def _double(ts):
     return [t.double().cpu() if torch.is_tensor(t) else t for t in ts]
 
 
-def _interpreter_tile(c_in, c_exp):
-    """A big tile for the interpreter (its cost is per program and per tap, and ONE_K loads W_exp once);
-    on a GPU a real candidate. Every candidate runs once in test_every_config."""
-    if backends.triton_interpreted():
-        return triton.Config({"BLOCK_P": 64, "BLOCK_C": min(1024, max(16, triton.next_power_of_2(c_exp))),
-                              "BLOCK_K": max(16, triton.next_power_of_2(c_in))}, num_warps=4)
-    return mf.FUSED_CONFIGS[1]
-
-
-@pytest.fixture
-def force_path(monkeypatch):
-    """force(config): the block's path and tile, whatever the table or the interpreter pick. Under the
-    interpreter the project GEMM gets a big tile too (its own tiles are pinned in test_triton_configs.py):
-    C_exp up to 3840 in 32-channel K steps would dominate the run time."""
-    import effkernels.triton.pointwise_conv as pw
-
-    if backends.triton_interpreted():
-        big = triton.Config({"BLOCK_M": 64, "BLOCK_N": 256, "BLOCK_K": 256}, num_warps=4)
-        monkeypatch.setattr(pw.TABLE, "pick", lambda key, device: big)
-
-    def force(config):
-        monkeypatch.setattr(mf.TABLE, "pick", lambda key, device: config)
-    return force
-
-
 def _case(i, cls):
-    """Per class index, a rotation of what varies: dtype, layout, SE, residual, activations. N = 1 (larger
-    batches: test_every_config)."""
+    """Per class index, a rotation of what varies: dtype, layout, SE, residual, activations, and on channels_last
+    the project GEMM (library or Triton). N = 1 (larger batches: test_every_config, N = 0: the project tests)."""
     k, stride, c_in, c_exp, c_out, squeeze, residual = cls
     acts = [("silu", "relu", "sigmoid"), ("hardswish", "silu", "hardsigmoid"), ("relu6", "relu", "sigmoid"),
             ("silu", "relu", "hardsigmoid"), ("relu", "silu", "sigmoid")]
-    return dict(dtype=DTYPES[i % 3], channels_last=(i // 3) % 2 == 0, se=i % 4 != 3,
-                residual=residual and i % 5 != 4, acts=acts[i % len(acts)])
+    channels_last = (i // 3) % 2 == 0
+    return dict(dtype=DTYPES[i % 3], channels_last=channels_last, se=i % 4 != 3, residual=residual and i % 5 != 4,
+                acts=acts[i % len(acts)], library_project=channels_last and (i // 6) % 2 == 0)
 
 
 @pytest.mark.parametrize("i,cls", list(enumerate(TESTED_CLASSES)),
@@ -121,11 +97,13 @@ def test_block_shape_classes(force_path, poisoned, i, cls):
     reference.mbconv_ref in float64, outputs NaN-poisoned. Odd H (and odd or even W), TF SAME padding (the
     oracle gets the pads written out in PADS), stride 2, k 3 and 5, the channels of every distinct expand block
     of B0..B7 (under the interpreter one per group of `_group`, whose members run the same code); the dtype,
-    layout, SE, residual and activations rotate over the classes (SE's activation is never the block's)."""
+    layout, SE, residual, activations and, on channels_last, the project GEMM (library: the fused kernel
+    initialises its output, the excite writes W'; or Triton) rotate over the classes (SE's activation is never
+    the block's)."""
     k, stride, c_in, c_exp, c_out, squeeze, _ = cls
     case = _case(i, cls)
     dtype, (act, se_act, gate) = case["dtype"], case["acts"]
-    force_path(_interpreter_tile(c_in, c_exp))
+    ran = force_path(fused_test_tile(c_in, c_exp), case["library_project"])
     h, w = SIZES[stride]
     x = torch.randn(1, c_in, h, w)
     if case["channels_last"]:
@@ -140,6 +118,43 @@ def test_block_shape_classes(force_path, poisoned, i, cls):
     assert out.dtype == dtype and out.shape == (1, c_out, 5 if stride == 2 else h, 5 if stride == 2 else w)
     fmt = torch.channels_last if case["channels_last"] else torch.contiguous_format
     assert out.is_contiguous(memory_format=fmt), "the output does not keep x's memory format"
+    assert ran == ["fused"] + ([3 if case["se"] else 2] if case["library_project"] else []), ran
+    assert_close_to_ref(out, ref, dtype)
+
+
+# (N, k, stride, C_in, C_exp, C_out, SE, residual): C not multiples of 16, C_out above and below C_exp's
+# channel block, N = 0 and 1.
+PROJECT_CASES = [(1, 3, 2, 24, 72, 40, True, False), (2, 5, 1, 20, 120, 20, False, True),
+                 (1, 5, 2, 40, 88, 104, False, False), (1, 3, 1, 24, 72, 24, True, True),
+                 (0, 3, 2, 24, 72, 40, True, False)]
+
+
+@pytest.mark.parametrize("library_project", [True, False], ids=["library_project", "triton_project"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("j,case", list(enumerate(PROJECT_CASES)),
+                         ids=["n{}k{}s{}-{}-{}-{}{}{}".format(*c[:6], "-se" * c[6], "-res" * c[7])
+                              for c in PROJECT_CASES])
+def test_fused_then_each_project(force_path, poisoned, library_project, dtype, j, case):
+    """Both project GEMMs after the fused kernel, against reference.mbconv_ref in float64, outputs NaN-poisoned:
+    the library project (y initialised to proj_b (+ residual) by the fused kernel, W' = proj_w * s[n] from the
+    excite, proj_w itself without SE) on channels_last; the Triton project on channels_last and NCHW (the
+    library project needs dense channels_last: an NCHW x takes the Triton project whatever the choice)."""
+    n, k, stride, c_in, c_exp, c_out, se, residual = case
+    channels_last = library_project or j % 2 == 0
+    ran = force_path(fused_test_tile(c_in, c_exp), library_project)
+    h, w = SIZES[stride]
+    x = torch.randn(n, c_in, h, w)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.to(dtype)
+    params = _block(c_in, c_exp, c_out, max(1, c_in // 4), k, dtype, se)
+    with torch.no_grad():
+        out = mbconv(x, *params[:4], stride, "same", *params[4:], residual, backend="triton")
+    ref = reference.mbconv_ref(x.double().cpu(), *_double((*params[:4], stride, PADS[(k, stride)], *params[4:],
+                                                           residual)))
+    assert ran == ["fused"] + ([3 if se else 2] if library_project else []), ran
+    assert out.dtype == dtype
+    assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     assert_close_to_ref(out, ref, dtype)
 
 
@@ -169,12 +184,16 @@ def test_every_config(monkeypatch, poisoned, j, config):
     x = torch.randn(2, 40, 17, 17).contiguous(memory_format=torch.channels_last).to(dtype)
     params = _block(40, 120, 24, 10, 3, dtype)
     ref_out, ref_scale = _steps_ref(x, params, 2, 1, "silu", "relu", "sigmoid")
+    import effkernels.triton.mbconv as tm
+
     seen = []
-    excite = mf.se_excite
-    monkeypatch.setattr(mf, "se_excite", lambda partials, *a: seen.append(partials.clone()) or excite(partials, *a))
-    out, scale = mf.expand_dw_se(x, *params[:4], 2, 1, 1, 9, 9, 3, *params[4:8], 1, 5, config=config)
+    excite = tm.se_excite
+    monkeypatch.setattr(tm, "se_excite", lambda partials, *a: seen.append(partials.clone()) or excite(partials, *a))
+    out, scale, y = mf.expand_dw_se(x, *params[:4], 2, 1, 1, 9, 9, 3, *params[4:8], 1, 5, None, None, None,
+                                    config=config)
     assert_close_to_ref(out, ref_out, dtype, what=f"out with {config}")
     assert_close_to_ref(scale, ref_scale, torch.float32, what=f"scale with {config}")
+    assert y.numel() == 0
     if not mf.is_unfused(config):
         assert len(seen) == 1 and seen[0].shape == (2, triton.cdiv(81, config.kwargs["BLOCK_P"]), 120)
         assert_close_to_ref(seen[0].sum(1), ref_out.sum((2, 3)), dtype, what=f"SE sums with {config}")
@@ -190,7 +209,8 @@ def test_nchw_and_views_without_se(force_path, poisoned):
     x = base[:, 3:27, :, 1:12]  # [1, 24, 11, 11] view
     params = _block(24, 144, 24, 6, 5, torch.float32, se=False)
     params[2] = tap_major(params[2])  # [k, k, C] storage
-    out, scale = mf.expand_dw_se(x, *params[:4], 1, 2, 2, 11, 11, 4, *params[4:8], 1, 5, config=mf.FUSED_CONFIGS[4])
+    out, scale, _ = mf.expand_dw_se(x, *params[:4], 1, 2, 2, 11, 11, 4, *params[4:8], 1, 5, None, None, None,
+                                    config=mf.FUSED_CONFIGS[4])
     ref = reference.dwconv_bn_act_ref(reference.pointwise_conv_ref(x.double(), *_double(params[:2]), "hardswish"),
                                       *_double(params[2:4]), 1, 2, "hardswish")
     assert scale.numel() == 0
@@ -253,31 +273,42 @@ def test_the_table_decides(gpu_like):
     assert mf.mbconv_path(torch.bfloat16, 64, 16, 96, 112, 112, 3, 2) == "unfused"
 
 
-def _launch_block(se, force_path):
-    force_path(_interpreter_tile(16, 96))
+def _launch_block(se, library_project, force_path):
+    force_path(fused_test_tile(16, 96), library_project)
     params = _block(16, 96, 16, 4, 3, torch.float32, se)
     x = torch.randn(2, 16, 7, 7).contiguous(memory_format=torch.channels_last)
     return lambda: mbconv(x, *params[:4], 1, 1, *params[4:], True, backend="triton")
 
 
-@pytest.mark.parametrize("se,expected", [(True, 3), (False, 2)], ids=["se", "nose"])
-def test_fused_block_launches(force_path, se, expected):
-    """The fused block is one launch fewer than the unfused one: expand + depthwise (+ SE partials), excite,
-    project; nothing else runs a kernel and, called eagerly, no effkernels op enters the torch dispatcher."""
+@pytest.mark.parametrize("se,library_project,expected", [
+    (True, True, ["_expand_dw_kernel", "_se_excite_kernel", "aten.baddbmm_.default"]),
+    (False, True, ["_expand_dw_kernel", "aten.addmm_.default"]),
+    (True, False, ["_expand_dw_kernel", "_se_excite_kernel", "_pointwise_conv_kernel"]),
+    (False, False, ["_expand_dw_kernel", "_pointwise_conv_kernel"])],
+    ids=["se-library_project", "nose-library_project", "se-triton_project", "nose-triton_project"])
+def test_fused_block_launches(force_path, se, library_project, expected):
+    """The fused block is one launch fewer than the unfused one: expand + depthwise (+ SE partials, + the
+    library project's output initialised), excite, project; nothing else runs a kernel (no fill or copy for
+    the library project's bias and residual) and, called eagerly, no effkernels op enters the torch
+    dispatcher."""
     from test_mbconv import _kernels
 
-    launched, hidden, dispatched = _kernels(_launch_block(se, force_path))
-    assert launched[0] == "_expand_dw_kernel" and len(launched) == expected, launched
+    launched, hidden, dispatched = _kernels(_launch_block(se, library_project, force_path))
+    assert launched == expected, launched
     assert hidden == [] and dispatched == [], (hidden, dispatched)
 
 
 @pytest.mark.parametrize("se", [True, False], ids=["se", "nose"])
-def test_opcheck(se):
-    """The custom op torch.compile traces for the fused steps 1-3: schema and fake kernel."""
-    params = _block(16, 96, 24, 4, 3, torch.float32, se)
+@pytest.mark.parametrize("project", ["triton", "library", "library-residual"])
+def test_opcheck(se, project):
+    """The custom op torch.compile traces for the fused steps 1-3: schema and fake kernel, without the project
+    weights (Triton project) and with them (library project: W' or an empty se_out, and y)."""
+    params = _block(16, 96, 16, 4, 3, torch.float32, se)
     x = torch.randn(2, 16, 9, 9).contiguous(memory_format=torch.channels_last)
+    stride, geom = (1, (1, 1, 9, 9)) if project == "library-residual" else (2, (1, 1, 5, 5))
+    lib = {"triton": (None, None, None), "library": (*params[8:], None), "library-residual": (*params[8:], x)}[project]
     torch.library.opcheck(torch.ops.effkernels_triton.mbconv_expand_dw_se.default,
-                          (x, *params[:4], 2, 1, 1, 5, 5, 3, *params[4:8], 1, 5),
+                          (x, *params[:4], stride, *geom, 3, *params[4:8], 1, 5, *lib),
                           test_utils=("test_schema", "test_faketensor"))
 
 

@@ -20,9 +20,9 @@ if backends.backends_available()["triton"][0]:
     from effkernels.triton._common import activation
 
     @triton.jit
-    def _activation_kernel(x_ptr, y_ptr, n, ACT: tl.constexpr, BLOCK: tl.constexpr):
+    def _activation_kernel(x_ptr, y_ptr, n, ACT: tl.constexpr, BLOCK: tl.constexpr, FAST: tl.constexpr = False):
         i = tl.arange(0, BLOCK)
-        tl.store(y_ptr + i, activation(tl.load(x_ptr + i, mask=i < n), ACT), mask=i < n)
+        tl.store(y_ptr + i, activation(tl.load(x_ptr + i, mask=i < n), ACT, FAST), mask=i < n)
 
 FIELDS = ("dtype", "N", "C", "H", "W", "K", "STRIDE")
 CATEGORICAL = ("dtype", "K", "STRIDE")
@@ -165,3 +165,31 @@ def test_fast_activation_extremes(act):
     assert torch.equal(y[~fin & ~torch.isnan(ref)], ref[~fin & ~torch.isnan(ref)])
     rel = ((y[fin] - ref[fin]).abs() / ref[fin].abs().clamp_min(1e-30))
     assert rel.max() <= 1e-5, (rel.max(), x.cpu()[fin][rel.argmax()])
+
+
+@pytest.mark.triton
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="needs CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_one_mufu_silu_extremes(dtype):
+    """The SiLU the kernels apply before fp16/bf16 outputs (activation(..., FAST=True)): x/2 * (1 + tanh(x/2))
+    with tanh.approx.f32, inline PTX that only a GPU runs. The same infinities and NaNs as torch (silu(-inf)
+    = nan); elsewhere the error is |x|/2 times tanh.approx's, whose maximum relative error was measured at
+    1.1e-5 (NVIDIA developer forum, "Hardware-accelerated tanh() on Turing", 2021): at most 6e-6 * |x| + 1e-6
+    in fp32, which rounded to fp16 / bf16 stays within the tests' tolerances (helpers.TOL)."""
+    from effkernels._common import ACTIVATIONS
+
+    specials = [float("inf"), float("-inf"), float("nan"), 0.0, -0.0, 88.0, -88.0, 89.0, -89.0, 100.0, -100.0,
+                1e30, -1e30, 1e-30, -1e-30]
+    x = torch.cat([torch.tensor(specials), torch.linspace(-30, 30, 481)]).to(DEVICE)
+    y = torch.empty_like(x)
+    _activation_kernel[(1,)](x, y, x.numel(), ACT=ACTIVATIONS["silu"], BLOCK=512, FAST=True)
+    ref = torch.nn.functional.silu(x.double()).cpu()
+    y, x = y.double().cpu(), x.double().cpu()
+    assert torch.equal(torch.isnan(y), torch.isnan(ref)), x[torch.isnan(y) != torch.isnan(ref)]
+    fin = torch.isfinite(ref)
+    assert torch.equal(y[~fin & ~torch.isnan(ref)], ref[~fin & ~torch.isnan(ref)])
+    err = (y[fin] - ref[fin]).abs()
+    assert (err <= 6e-6 * x[fin].abs() + 1e-6).all(), (err.max(), x[fin][err.argmax()])
+    small = fin & (x.abs() < 1e4)  # (1e30 overflows fp16)
+    assert_close_to_ref(y[small].to(dtype), ref[small], dtype, what=f"silu rounded to {dtype}")
+

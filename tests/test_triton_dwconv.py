@@ -91,6 +91,22 @@ def test_project_output_initialised(dtype, c_y, with_residual):
         y.fill_(float("nan"))
 
 
+def test_y_init_refusals():
+    """y_init (both kernels that take it, through `y_init_args`) names what it cannot serve: y or the residual
+    without channel stride 1, a non-contiguous y_bias, and a y whose per-image offsets pass int32 (meta
+    tensors: nothing is allocated)."""
+    cl = torch.channels_last
+    y, y_b = torch.empty(2, 8, 5, 5).contiguous(memory_format=cl), torch.empty(8)
+    assert tri.y_init_args(None, y, y_b)[3] == 0 and tri.y_init_args((y, y_b, None), y, y_b)[3] == 1
+    assert tri.y_init_args((y, y_b, y), y, y_b)[3] == 2
+    for bad in ((y.contiguous(), y_b, None), (y, y_b, y.contiguous()), (y, torch.empty(16)[::2], None)):
+        with pytest.raises(ValueError, match="y_init: expects channels_last"):
+            tri.y_init_args(bad, y, y_b)
+    huge = torch.empty(1, 8, 2**15, 2**14, device="meta").contiguous(memory_format=cl)
+    with pytest.raises(ValueError, match="y_init: y and residual need every per-image element offset below 2"):
+        tri.y_init_args((huge, y_b.to("meta"), None), y, y_b)
+
+
 def test_layers_pack_the_depthwise_weight_for_triton():
     """The layers fold the depthwise weight tap-major ([k, k, C] storage) for the Triton backend, once per
     fold (nn/_base.py), and keep [C, 1, k, k] for the others; the outputs match the eager backend's."""

@@ -45,10 +45,14 @@ def cases(dtype, device, backend):
         from effkernels._common import tap_major  # noqa: PLC0415
         from effkernels.triton.mbconv_fused import FUSED_CONFIGS, expand_dw_se  # noqa: PLC0415
 
-        fused = [("mbconv_expand_dw_se fused", {"mbconv_expand_dw_se"},
-                  lambda: expand_dw_se(xb, blk["expand_w"], blk["expand_b"], tap_major(blk["dw_w"]), blk["dw_b"], 2, 2,
-                                       2, 5, 5, 3, blk["se_w1"], blk["se_b1"], blk["se_w2"], blk["se_b2"], 3, 5,
-                                       config=FUSED_CONFIGS[0]))]
+        def fused_steps(geom, project):
+            return lambda: expand_dw_se(xb, blk["expand_w"], blk["expand_b"], tap_major(blk["dw_w"]), blk["dw_b"],
+                                        *geom, 3, blk["se_w1"], blk["se_b1"], blk["se_w2"], blk["se_b2"], 3, 5,
+                                        *project, config=FUSED_CONFIGS[0])
+        # The Triton project's steps (no project weights), and the library project's (y initialised, + residual).
+        fused = [("mbconv_expand_dw_se fused", {"mbconv_expand_dw_se"}, fused_steps((2, 2, 2, 5, 5), (None,) * 3)),
+                 ("mbconv_expand_dw_se fused, library project", {"mbconv_expand_dw_se"},
+                  fused_steps((1, 2, 2, 9, 9), (blk["proj_w"], blk["proj_b"], xb)))]
     return fused + [
         ("dwconv_bn_act k3 s2", {"dwconv_bn_act"}, lambda: ops.dwconv_bn_act(x, dw_w, dw_b, 2, 1, "silu", **be)),
         ("dwconv_bn_act se_sums", {"dwconv_bn_act"},

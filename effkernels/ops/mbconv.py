@@ -18,8 +18,8 @@ have static shapes, the partials' do not).
 Where the tuned table (or its heuristic) says so per shape, steps 1-3 are one custom op instead,
 effkernels_triton::mbconv_expand_dw_se, whose kernel computes the expand inside the depthwise kernel
 (the expanded tensor never exists in memory; triton/mbconv_fused.py, `mbconv_path` says which path) and
-writes the same partial SE sums for se_excite; the project is then the Triton GEMM with the scale as
-prologue and bias + residual as epilogue (the fused kernel does not initialise a library project's output).
+writes the same partial SE sums; steps 3-4 then run as on the unfused path, the library project's output
+initialised by the fused kernel as the depthwise kernel would.
 "cuda"/"cpu": torch.ops.effkernels.mbconv; "eager": reference.mbconv_ref. On the cpu backend with the 1x1
 weights packed once (`packed`, from pack_cpu), torch.ops.effkernels.mbconv_packed, whose `path` ("fused": the
 expand conv computed inside the depthwise kernel's row bands, or "unfused") cpu_path picks per block
@@ -44,18 +44,25 @@ def _mbconv_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, o
     return empty_like_layout(x, (x.shape[0], proj_w.shape[0], out_h, out_w))
 
 
+def _steps_fake(like, c, out_h, out_w, se, proj_w):
+    """The outputs of steps 1-3 (triton.mbconv.with_excite): out [N, c, out_h, out_w] in like's layout, se_out,
+    y."""
+    n = like.shape[0]
+    out = empty_like_layout(like, (n, c, out_h, out_w))
+    if not se:
+        se_out = like.new_empty((0,), dtype=torch.float32)
+    else:
+        se_out = (like.new_empty((n, c), dtype=torch.float32) if proj_w is None
+                  else like.new_empty((n, proj_w.shape[0], c)))
+    if proj_w is None:
+        return out, se_out, like.new_empty((0,))
+    return out, se_out, torch.empty((n, proj_w.shape[0], out_h, out_w), dtype=like.dtype, device=like.device,
+                                    memory_format=torch.channels_last)
+
+
 def _dw_se_fake(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, pre_b, pre_act, se_w1, se_b1, se_w2,
                 se_b2, se_act, se_gate, proj_w, proj_b, residual):
-    n, c = h.shape[:2]
-    out = empty_like_layout(h, (n, c, out_h, out_w))
-    if se_w1 is None:
-        se_out = h.new_empty((0,), dtype=torch.float32)
-    else:
-        se_out = h.new_empty((n, c), dtype=torch.float32) if proj_w is None else h.new_empty((n, proj_w.shape[0], c))
-    if proj_w is None:
-        return out, se_out, h.new_empty((0,))
-    return out, se_out, torch.empty((n, proj_w.shape[0], out_h, out_w), dtype=h.dtype, device=h.device,
-                                    memory_format=torch.channels_last)
+    return _steps_fake(h, h.shape[1], out_h, out_w, se_w1 is not None, proj_w)
 
 
 def _mbconv_packed_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1,
@@ -73,15 +80,14 @@ _dispatch.define("mbconv_dw_se", _dw_se_fake, "(Tensor h, Tensor dw_w, Tensor dw
 
 
 def _expand_dw_se_fake(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1,
-                       se_b1, se_w2, se_b2, se_act, se_gate):
-    n, c_exp = x.shape[0], expand_w.shape[0]
-    return (empty_like_layout(x, (n, c_exp, out_h, out_w)),
-            x.new_empty((n, c_exp) if se_w1 is not None else (0,), dtype=torch.float32))
+                       se_b1, se_w2, se_b2, se_act, se_gate, proj_w, proj_b, residual):
+    return _steps_fake(x, expand_w.shape[0], out_h, out_w, se_w1 is not None, proj_w)
 
 
 _dispatch.define("mbconv_expand_dw_se", _expand_dw_se_fake, "(Tensor x, Tensor expand_w, Tensor expand_b, Tensor dw_w, "
                  "Tensor dw_b, int stride, int pad_top, int pad_left, int out_h, int out_w, int act, Tensor? se_w1, "
-                 "Tensor? se_b1, Tensor? se_w2, Tensor? se_b2, int se_act, int se_gate) -> (Tensor, Tensor)",
+                 "Tensor? se_b1, Tensor? se_w2, Tensor? se_b2, int se_act, int se_gate, Tensor? proj_w, "
+                 "Tensor? proj_b, Tensor? residual) -> (Tensor, Tensor, Tensor)",
                  "effkernels.triton.mbconv_fused:expand_dw_se", native=False)
 
 
@@ -188,24 +194,24 @@ def _triton_block(x, expand_w, expand_b, dw_w, dw_b, stride, padding, geom, se_w
     expand_lib, project_lib = gemm_paths(x, dw_w.shape[0], proj_w.shape[0], geom[2], geom[3], se,
                                          expand_w is not None, gemm_config)
     res = x if residual else None
+    lib = (proj_w, proj_b, res) if project_lib else (None, None, None)
     if gemm_config is None and expand_w is not None and mbconv_path(
             x.dtype, *x.shape[:2], expand_w.shape[0], *x.shape[2:], dw_w.shape[-1], stride, activation,
             is_channels_last(x), x.device) == "fused":
-        h, scale = _dispatch.run("mbconv_expand_dw_se", "triton", x, expand_w, expand_b, dw_w, dw_b, stride, *geom,
-                                 act, se_w1, se_b1, se_w2, se_b2, se_act, se_gate)
-        return _dispatch.run("pointwise_conv", "triton", h, proj_w, proj_b, 0, scale if se else None, res)
-    pre_b = None
-    if expand_w is None:
-        h = x
-    elif expand_lib:
-        h, pre_b = expand_preactivation(x, expand_w), expand_b
+        h, se_out, y = _dispatch.run("mbconv_expand_dw_se", "triton", x, expand_w, expand_b, dw_w, dw_b, stride,
+                                     *geom, act, se_w1, se_b1, se_w2, se_b2, se_act, se_gate, *lib)
     else:
-        h = _dispatch.run("pointwise_conv", "triton", x, expand_w, expand_b, act, None, None)
-    # The dw kernel's limits (k, stride, activation) as the public op checks them.
-    dw_act, _, dw_geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, se)
-    lib = (proj_w, proj_b, res) if project_lib else (None, None, None)
-    h, se_out, y = _dispatch.run("mbconv_dw_se", "triton", h, dw_w, dw_b, stride, *dw_geom, dw_act, pre_b, act,
-                                 se_w1, se_b1, se_w2, se_b2, se_act, se_gate, *lib)
+        pre_b = None
+        if expand_w is None:
+            h = x
+        elif expand_lib:
+            h, pre_b = expand_preactivation(x, expand_w), expand_b
+        else:
+            h = _dispatch.run("pointwise_conv", "triton", x, expand_w, expand_b, act, None, None)
+        # The dw kernel's limits (k, stride, activation) as the public op checks them.
+        dw_act, _, dw_geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, se)
+        h, se_out, y = _dispatch.run("mbconv_dw_se", "triton", h, dw_w, dw_b, stride, *dw_geom, dw_act, pre_b, act,
+                                     se_w1, se_b1, se_w2, se_b2, se_act, se_gate, *lib)
     if project_lib:
         return project_into(y, h, se_out if se else proj_w)
     return _dispatch.run("pointwise_conv", "triton", h, proj_w, proj_b, 0, se_out if se else None, res)

@@ -29,22 +29,38 @@ def torch_dtype(name: str) -> torch.dtype:
     return next(d for d, n in TRITON_DTYPES.items() if n == name)
 
 _LOG2E = tl.constexpr(1.4426950408889634)  # a constexpr: @triton.jit code reads no other globals
+# The interpreter (TRITON_INTERPRET=1, read once at import like triton itself) runs no inline PTX.
+_INTERPRETED = tl.constexpr(triton_interpreted())
 
 
 @triton.jit
-def activation(x, ACT: tl.constexpr):
+def _tanh_approx(x):
+    """MUFU.TANH (sm_75+): one special-function op."""
+    return tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=f,f", [x], dtype=tl.float32, is_pure=True, pack=1)
+
+
+@triton.jit
+def activation(x, ACT: tl.constexpr, FAST: tl.constexpr = False):
     """The activation of effkernels._common.ACTIVATIONS code ACT, on fp32 values.
 
     SiLU and sigmoid take one exp2 and one fast reciprocal (two MUFU ops; tl.sigmoid's IEEE division is ~18
     instructions): relative error ~1e-7, and the same limits as torch (silu(-inf) = nan, silu(+-large) ->
-    +large / -0); tests/test_triton_common.py checks the extremes against torch.
+    +large / -0). FAST (the kernels set it for fp16/bf16 outputs): SiLU as x/2 * (1 + tanh.approx(x/2)), one
+    MUFU op and two FP instructions, same limits; its error, up to ~6e-6 * |x| (tanh.approx's measured maximum
+    relative error is 1.1e-5), is far below an fp16/bf16 rounding but not below the fp32 tolerance (1e-5), so
+    fp32 outputs keep the exact form, and so does the interpreter (it runs no inline PTX).
+    tests/test_triton_configs.py checks the extremes against torch (the FAST form on a GPU only).
     """
     if ACT == 1:  # relu
         x = tl.maximum(x, 0.0)
     elif ACT == 2:  # relu6
         x = tl.minimum(tl.maximum(x, 0.0), 6.0)
     elif ACT == 3:  # silu
-        x = x * tl.fdiv(1.0, 1.0 + tl.exp2(x * -_LOG2E), ieee_rounding=False)
+        if FAST and not _INTERPRETED:  # x/2 * (1 + tanh(x/2)): one MUFU op
+            h = 0.5 * x
+            x = h + h * _tanh_approx(h)
+        else:
+            x = x * tl.fdiv(1.0, 1.0 + tl.exp2(x * -_LOG2E), ieee_rounding=False)
     elif ACT == 4:  # hardswish
         x = x * tl.minimum(tl.maximum(x + 3.0, 0.0), 6.0) * (1.0 / 6.0)
     elif ACT == 5:  # sigmoid
@@ -52,6 +68,24 @@ def activation(x, ACT: tl.constexpr):
     elif ACT == 6:  # hardsigmoid
         x = tl.minimum(tl.maximum(x + 3.0, 0.0), 6.0) * (1.0 / 6.0)
     return x
+
+
+@triton.jit
+def multiples_of(values, VEC: tl.constexpr):
+    """`values` (a tuple of ints) rewritten as multiples of VEC, which the launcher checked divides each
+    (`vector_width`). Triton's JIT only knows which arguments are multiples of 16; written this way, it can
+    prove 16-byte alignment, and so emit vector accesses, for channel counts and strides such as 24 or 40."""
+    out = ()
+    for i in tl.static_range(len(values)):
+        out = out + (values[i] // VEC * VEC,)
+    return out
+
+
+def vector_width(x: torch.Tensor, values) -> int:
+    """The VEC of `multiples_of` for a kernel on x's elements: 16 bytes of them when that divides every
+    value (channel counts and strides, in elements), else 1."""
+    vec = 16 // x.element_size()
+    return vec if all(v % vec == 0 for v in values) else 1
 
 
 def device_name(device) -> str:

@@ -38,6 +38,7 @@ The MBConv library-GEMM path (ops/mbconv.py) also has the NHWC kernel initialise
 GEMM's output: Y_INIT writes y[n, oh, ow, :] = y_bias (+ residual[n, :, oh, ow]), which the
 library GEMM then accumulates into with beta = 1 (the GEMM has no bias epilogue of its own).
 The program of channel block cb writes y channels cb * BLOCK_C, + num_cb * BLOCK_C, ...
+(`init_project_output`, which the fused expand + depthwise kernel of triton/mbconv_fused.py shares).
 
 SE sums: the program of pixel block pb stores its column sums into partials[n, pb, c] of an
 uninitialised fp32 [N, P_blocks, C] buffer, P_blocks = `pixel_blocks(config, out_h, out_w)`:
@@ -57,7 +58,8 @@ import triton
 import triton.language as tl
 
 from .._common import ACTIVATIONS, conv_geometry, empty_like_layout, is_channels_last
-from ._common import TRITON_DTYPES, KernelConfigs, activation, launch_options, torch_dtype
+from ._common import (TRITON_DTYPES, KernelConfigs, activation, launch_options, multiples_of, torch_dtype,
+                      vector_width)
 
 _FIELDS = ("dtype", "N", "C", "H", "W", "K", "STRIDE")
 _CATEGORICAL = ("dtype", "K", "STRIDE")
@@ -190,7 +192,7 @@ def _taps(w_c, sw_h, sw_w, c_mask, K: tl.constexpr):
 
 
 @triton.jit
-def _input_row(x_row, row_ok, offs, oks, pre_b, PRE_ACT: tl.constexpr, K: tl.constexpr):
+def _input_row(x_row, row_ok, offs, oks, pre_b, PRE_ACT: tl.constexpr, K: tl.constexpr, FAST: tl.constexpr):
     """One input row as its K column-shifted [BLOCK_W, BLOCK_C] tiles (fp32, zero outside the input),
     through the prologue act(v + pre_b) when PRE_ACT >= 0."""
     tiles = ()
@@ -198,7 +200,7 @@ def _input_row(x_row, row_ok, offs, oks, pre_b, PRE_ACT: tl.constexpr, K: tl.con
         ok = oks[kw] & row_ok
         v = tl.load(x_row + offs[kw], mask=ok, other=0.0).to(tl.float32)
         if PRE_ACT >= 0:
-            v = tl.where(ok, activation(v + pre_b[None, :], PRE_ACT), 0.0)  # padding stays 0
+            v = tl.where(ok, activation(v + pre_b[None, :], PRE_ACT, FAST), 0.0)  # padding stays 0
         tiles = tiles + (v,)
     return tiles
 
@@ -220,11 +222,29 @@ def _add_row(accs, tiles, taps, R: tl.constexpr, K: tl.constexpr, STRIDE: tl.con
 
 @triton.jit
 def _load_add_row(accs, x_img, ih0, H, sx_h, offs, oks, pre_b, taps, R: tl.constexpr, PRE_ACT: tl.constexpr,
-                  K: tl.constexpr, STRIDE: tl.constexpr):
+                  K: tl.constexpr, STRIDE: tl.constexpr, FAST: tl.constexpr):
     """Load input row ih0 + R (see _input_row) and add it into the open output rows (_add_row)."""
     ih = ih0 + R
-    tiles = _input_row(x_img + ih * sx_h, (ih >= 0) & (ih < H), offs, oks, pre_b, PRE_ACT, K)
+    tiles = _input_row(x_img + ih * sx_h, (ih >= 0) & (ih < H), offs, oks, pre_b, PRE_ACT, K, FAST)
     return _add_row(accs, tiles, taps, R, K, STRIDE)
+
+
+@triton.jit
+def init_project_output(y_img, r_img, y_pix, r_pix, pix_mask, y_b_ptr, lanes, cb, num_cb, C_Y, Y_INIT: tl.constexpr,
+                        BLOCK_PIX: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Y_INIT (module docstring) for BLOCK_PIX pixels of one image: y = y_bias (+ residual), in channel blocks
+    cb, cb + num_cb, ... of C_Y, so that the num_cb programs of a pixel tile share the C_Y channels. y_pix /
+    r_pix: the pixels' offsets from y_img / r_img (channel stride 1), pix_mask: those that exist; lanes:
+    tl.arange(0, BLOCK_C), with whatever contiguity hint the caller's layout wants."""
+    for co0 in range(cb * BLOCK_C, C_Y, num_cb * BLOCK_C):
+        co = co0 + lanes
+        co_mask = co < C_Y
+        m = pix_mask[:, None] & co_mask[None, :]
+        v = tl.zeros((BLOCK_PIX, BLOCK_C), dtype=tl.float32)
+        v += tl.load(y_b_ptr + co, mask=co_mask, other=0.0).to(tl.float32)[None, :]
+        if Y_INIT == 2:
+            v += tl.load(r_img + r_pix[:, None] + co[None, :], mask=m, other=0.0).to(tl.float32)
+        tl.store(y_img + y_pix[:, None] + co[None, :], v.to(y_img.dtype.element_ty), mask=m)
 
 
 @triton.jit
@@ -241,18 +261,10 @@ def _dwconv_nhwc_kernel(
     BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr, STAGES: tl.constexpr,
 ):
     # VEC (16 bytes of elements, or 1) divides C and the x/out strides, W_VEC the tap strides of
-    # tap-major weights; the launcher checks. Rewriting them as multiples of the constexprs lets
-    # Triton prove 16-byte alignment, and so emit vector accesses, when they are not multiples
-    # of 16 (its own specialization), e.g. C = 40.
-    sw_h = sw_h // W_VEC * W_VEC
-    sw_w = sw_w // W_VEC * W_VEC
-    C = C // VEC * VEC
-    sx_n = sx_n // VEC * VEC
-    sx_h = sx_h // VEC * VEC
-    sx_w = sx_w // VEC * VEC
-    so_n = so_n // VEC * VEC
-    so_h = so_h // VEC * VEC
-    so_w = so_w // VEC * VEC
+    # tap-major weights (the launcher checks): vector accesses also when they are not multiples of 16.
+    sw_h, sw_w = multiples_of((sw_h, sw_w), W_VEC)
+    C, sx_n, sx_h, sx_w, so_n, so_h, so_w = multiples_of((C, sx_n, sx_h, sx_w, so_n, so_h, so_w), VEC)
+    FAST: tl.constexpr = out_ptr.dtype.element_ty != tl.float32  # fp16/bf16 outputs: the one-MUFU SiLU
     pid = tl.program_id(0)
     num_cb = tl.cdiv(C, BLOCK_C)
     num_wb = tl.cdiv(OW, BLOCK_W)
@@ -278,17 +290,9 @@ def _dwconv_nhwc_kernel(
         r_img = res_ptr + n.to(tl.int64) * sr_n
         for j in range(rows):
             oh = oh0 + j
-            for co0 in range(cb * BLOCK_C, C_Y, num_cb * BLOCK_C):
-                co = co0 + tl.max_contiguous(tl.arange(0, BLOCK_C), CPT)  # the walk's layout
-                co_mask = co < C_Y
-                m = (ow < OW)[:, None] & co_mask[None, :]
-                v = tl.zeros((BLOCK_W, BLOCK_C), dtype=tl.float32)
-                v += tl.load(y_b_ptr + co, mask=co_mask, other=0.0).to(tl.float32)[None, :]
-                if Y_INIT == 2:
-                    v += tl.load(r_img + oh * sr_h + (ow * sr_w)[:, None] + co[None, :], mask=m,
-                                 other=0.0).to(tl.float32)
-                tl.store(y_img + oh * sy_h + (ow * sy_w)[:, None] + co[None, :], v.to(y_ptr.dtype.element_ty),
-                         mask=m)
+            init_project_output(y_img + oh * sy_h, r_img + oh * sr_h, ow * sy_w, ow * sr_w, ow < OW, y_b_ptr,
+                                tl.max_contiguous(tl.arange(0, BLOCK_C), CPT), cb, num_cb, C_Y, Y_INIT,
+                                BLOCK_W, BLOCK_C)  # (channels in the walk's layout)
     # Per tap column: int32 offsets and masks of the shifted [BLOCK_W, BLOCK_C] tile, loop invariants.
     offs = ()
     oks = ()
@@ -309,7 +313,7 @@ def _dwconv_nhwc_kernel(
     for d in tl.static_range((K + STRIDE - 1) // STRIDE):
         accs = accs + (start,)
     for r in tl.static_range(K - STRIDE):  # rows above the first output row's last STRIDE rows (none if K < 2)
-        accs = _load_add_row(accs, x_img, ih0, H, sx_h, offs, oks, pre_b, taps, r, PRE_ACT, K, STRIDE)
+        accs = _load_add_row(accs, x_img, ih0, H, sx_h, offs, oks, pre_b, taps, r, PRE_ACT, K, STRIDE, FAST)
 
     o_img = out_ptr + n.to(tl.int64) * so_n
     o_offs = (ow * so_w)[:, None] + c[None, :]
@@ -318,8 +322,8 @@ def _dwconv_nhwc_kernel(
         for q in tl.static_range(STRIDE):  # the STRIDE new input rows of output row j (K = 1: one)
             if K - STRIDE + q >= 0:
                 accs = _load_add_row(accs, x_img, ih0 + j * STRIDE, H, sx_h, offs, oks, pre_b, taps,
-                                     K - STRIDE + q, PRE_ACT, K, STRIDE)
-        y = activation(accs[0], ACT)
+                                     K - STRIDE + q, PRE_ACT, K, STRIDE, FAST)
+        y = activation(accs[0], ACT, FAST)
         tl.store(o_img + (oh0 + j) * so_h + o_offs, y.to(out_ptr.dtype.element_ty), mask=o_mask)
         if SE_SUMS:
             se += y  # lanes outside the map are finite (act(bias)) and masked once, below
@@ -331,6 +335,16 @@ def _dwconv_nhwc_kernel(
         pb = hb * num_wb + wb
         tl.store(sums_ptr + n.to(tl.int64) * ss_n + pb * C + c, tl.sum(tl.where(o_mask, se, 0.0), axis=0),
                  mask=c_mask)
+
+
+@triton.jit
+def pixel_tile(pb, OH, OW, pad_top, pad_left, STRIDE: tl.constexpr, BLOCK_P: tl.constexpr):
+    """Pixel block pb of a tile of BLOCK_P output pixels (flattened oh * OW + ow, as the strided kernel and
+    triton/mbconv_fused.py tile them): (in-map mask, oh, ow, input row and column of each pixel's first tap)."""
+    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
+    oh = p // OW
+    ow = p % OW
+    return p < OH * OW, oh, ow, oh * STRIDE - pad_top, ow * STRIDE - pad_left
 
 
 @triton.jit
@@ -352,13 +366,8 @@ def _dwconv_strided_kernel(
     n = pid // (num_cb * num_pb)
 
     c = cb * BLOCK_C + tl.arange(0, BLOCK_C)
-    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
     c_mask = c < C
-    p_mask = p < OH * OW
-    oh = p // OW
-    ow = p % OW
-    ih0 = oh * STRIDE - pad_top
-    iw0 = ow * STRIDE - pad_left
+    p_mask, oh, ow, ih0, iw0 = pixel_tile(pb, OH, OW, pad_top, pad_left, STRIDE, BLOCK_P)
     x_chan = x_ptr + n.to(tl.int64) * sx_n + c.to(tl.int64) * sx_c
     w_c = w_ptr + c.to(tl.int64) * sw_c
 
@@ -376,7 +385,7 @@ def _dwconv_strided_kernel(
             acc += xv.to(tl.float32) * wv.to(tl.float32)[:, None]
 
     bv = tl.load(b_ptr + c.to(tl.int64) * sb_c, mask=c_mask, other=0.0)
-    y = activation(acc + bv.to(tl.float32)[:, None], ACT)
+    y = activation(acc + bv.to(tl.float32)[:, None], ACT, out_ptr.dtype.element_ty != tl.float32)
     mask = c_mask[:, None] & p_mask[None, :]
     o_chan = n.to(tl.int64) * so_n + c.to(tl.int64) * so_c
     o_pix = oh.to(tl.int64) * so_h + ow.to(tl.int64) * so_w
@@ -404,6 +413,20 @@ def nhwc_kernel_serves(x: torch.Tensor, out_h: int, out_w: int) -> bool:
     """Whether x goes to the NHWC kernel (channel stride 1, int32 per-image offsets; the output is
     channels_last like x, so its extent is out_h * out_w * C)."""
     return is_channels_last(x) and _int32_extent(x) and out_h * out_w * x.shape[1] <= _INT32_MAX
+
+
+def y_init_args(y_init, out, bias):
+    """(y, y_bias, residual, Y_INIT) for a kernel with `init_project_output`, from y_init = (y, y_bias, residual
+    or None) (`dwconv_bn_act_partials`), or None: then out and bias stand in, unread."""
+    if y_init is None:
+        return out, bias, out, 0
+    y, y_b, res = y_init
+    # The kernel indexes y's and res's channels with stride 1 (with one channel, any stride is that).
+    if not (y_b.is_contiguous() and all(t is None or t.shape[1] == 1 or t.stride(1) == 1 for t in (y, res))):
+        raise ValueError("y_init: expects channels_last y and residual and a contiguous y_bias")
+    if not all(t is None or _int32_extent(t) for t in (y, res)):  # the kernels' per-pixel offsets are int32
+        raise ValueError("y_init: y and residual need every per-image element offset below 2**31")
+    return (y, y_b, y, 1) if res is None else (y, y_b, res, 2)
 
 
 def dwconv_bn_act_partials(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, act_code, se_sums,
@@ -442,20 +465,11 @@ def dwconv_bn_act_partials(x, weight, bias, stride, pad_top, pad_left, out_h, ou
             weight.stride(0), weight.stride(2), weight.stride(3), bias.stride(0), *out.stride(), sums_arg.stride(0),
             K=k, STRIDE=stride, ACT=act_code, SE_SUMS=bool(se_sums), **launch)
         return out, partials
-    vec = 16 // x.element_size()
-    divisible = (c, x.stride(0), x.stride(2), x.stride(3), out.stride(0), out.stride(2), out.stride(3))
-    launch["VEC"] = vec if all(v % vec == 0 for v in divisible) else 1
-    tap_major_w = weight.stride(0) == 1 and weight.stride(2) % vec == 0 and weight.stride(3) % vec == 0
-    launch["W_VEC"] = vec if tap_major_w else 1
+    launch["VEC"] = vector_width(x, (c, x.stride(0), x.stride(2), x.stride(3), out.stride(0), out.stride(2),
+                                     out.stride(3)))
+    launch["W_VEC"] = vector_width(x, weight.stride()[2:]) if weight.stride(0) == 1 else 1
     pre_b, pre_act = prologue if prologue is not None else (bias, -1)  # bias: an unread stand-in
-    y, y_b, res, mode = out, bias, out, 0  # stand-ins without y_init
-    if y_init is not None:
-        y, y_b, res = y_init
-        mode = 1 if res is None else 2
-        res = y if res is None else res
-        # The kernel indexes y's and res's channels with stride 1 (with one channel, any stride is that).
-        if not (y_b.is_contiguous() and all(t.shape[1] == 1 or t.stride(1) == 1 for t in (y, res))):
-            raise ValueError("y_init: expects channels_last y and residual and a contiguous y_bias")
+    y, y_b, res, mode = y_init_args(y_init, out, bias)
     if prologue is not None and not pre_b.is_contiguous():
         raise ValueError("prologue: pre_bias must be contiguous")
     _dwconv_nhwc_kernel[grid](

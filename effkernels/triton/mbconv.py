@@ -99,26 +99,38 @@ def project_into(y: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torc
 
 def dw_se(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, pre_b, pre_act, se_w1, se_b1, se_w2, se_b2,
           se_act, se_gate, proj_w, proj_b, residual):
-    """The block's depthwise step (+ SE excite): one or two launches. Returns (out, se_out, y):
-    - out: the depthwise output [N, C, out_h, out_w];
-    - se_out: without SE an empty tensor; with proj_w the per-image project weights W' [N, C_out, C] in h's
-      dtype, else the fp32 [N, C] SE scale;
-    - y: with proj_w the project output initialised to proj_b (+ residual), channels_last, for
-      `project_into`; else an empty tensor.
-    pre_b (with activation pre_act): h is the expand's pre-activation (library expand)."""
-    n = h.shape[0]
+    """The block's depthwise step (+ SE excite): one or two launches. Returns (out, se_out, y) as
+    `with_excite` does, out the depthwise output [N, C, out_h, out_w]. pre_b (with activation pre_act): h is
+    the expand's pre-activation (library expand)."""
     prologue = None if pre_b is None else (pre_b, pre_act)
-    y = h.new_empty((0,))
+
+    def depthwise(se_sums, y_init):
+        return dwconv_bn_act_partials(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_sums,
+                                      prologue=prologue, y_init=y_init)
+    return with_excite(depthwise, h, out_h, out_w, se_w1, se_b1, se_w2, se_b2, se_act, se_gate, proj_w, proj_b,
+                       residual)
+
+
+def with_excite(depthwise, like, out_h, out_w, se_w1, se_b1, se_w2, se_b2, se_act, se_gate, proj_w, proj_b,
+                residual):
+    """Steps 2-3 around a depthwise launcher `depthwise(se_sums, y_init) -> (out, partials)` (this module's
+    `dw_se`, or the fused expand + depthwise of triton/mbconv_fused.py), on a block in `like`'s dtype and device.
+    Returns (out, se_out, y):
+    - se_out: without SE an empty tensor; with proj_w the per-image project weights W' [N, C_out, C] in like's
+      dtype, else the fp32 [N, C] SE scale;
+    - y: with proj_w the project output, which the depthwise kernel initialises to proj_b (+ residual),
+      channels_last, for `project_into`; else an empty tensor."""
+    n = like.shape[0]
+    y = like.new_empty((0,))
     y_init = None
     if proj_w is not None:
-        y = torch.empty((n, proj_w.shape[0], out_h, out_w), dtype=h.dtype, device=h.device,
+        y = torch.empty((n, proj_w.shape[0], out_h, out_w), dtype=like.dtype, device=like.device,
                         memory_format=torch.channels_last)
         y_init = (y, proj_b, residual)
     se = se_w1 is not None
-    out, partials = dwconv_bn_act_partials(h, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se,
-                                           prologue=prologue, y_init=y_init)
+    out, partials = depthwise(se, y_init)
     if not se:
-        return out, h.new_empty((0,), dtype=torch.float32), y
+        return out, like.new_empty((0,), dtype=torch.float32), y
     inv_hw = 1.0 / (out_h * out_w)
     if proj_w is not None:
         return out, se_project_weights(partials, inv_hw, se_w1, se_b1, se_w2, se_b2, se_act, se_gate, proj_w), y

@@ -7,9 +7,13 @@
 The depthwise conv zero-pads the expanded tensor, so a tap outside the input contributes 0, not
 act(b_exp). With SE the epilogue writes fp32 partial sums [N, P_blocks, C_exp] exactly as the
 depthwise kernel does (triton/dwconv_bn_act.py: every slot written once, no zero-fill, no atomics),
-and triton/squeeze_excite.se_excite reduces them into the scale; the project is then the Triton GEMM with
-the scale as prologue (ops/mbconv.py). The expanded tensor, C_exp wide and the block's largest, never
-exists in memory: per pixel the kernel reads C_in channels and writes C_exp once.
+and the excite reduces them (triton/mbconv.py `with_excite`, shared with the unfused depthwise step).
+The project follows the block's GEMM choice (triton/mbconv.py `gemm_paths`): the library GEMM
+(`project_into`) with the excite writing per-image weights W' = W * s[n] and this kernel initialising its
+output to bias (+ residual) (Y_INIT, `init_project_output` of the depthwise kernel: the programs of a pixel
+tile share the C_out channels), or the Triton GEMM with the scale as prologue (ops/mbconv.py). The
+expanded tensor, C_exp wide and the block's largest, never exists in memory: per pixel the kernel reads
+C_in channels and writes C_exp once.
 
 Tiles. A program owns image n, BLOCK_P output pixels (flattened oh * OW + ow) and BLOCK_C expanded
 channels. Per tap (kh, kw) it loads the C_in input channels of the BLOCK_P shifted pixels and runs
@@ -55,10 +59,11 @@ import triton.language as tl
 from .._common import ACTIVATIONS, CONV_ACTIVATIONS, conv_geometry, empty_like_layout, is_channels_last, tap_major
 from ..backends import triton_interpreted
 from ..ops.dwconv_bn_act import KERNEL_SIZES
-from ._common import TRITON_DTYPES, KernelConfigs, activation, launch_options, torch_dtype
-from .mbconv import dw_se, expand_preactivation, library_allowed
+from ._common import (TRITON_DTYPES, KernelConfigs, activation, launch_options, multiples_of, torch_dtype,
+                      vector_width)
+from .dwconv_bn_act import init_project_output, pixel_tile, y_init_args
+from .mbconv import dw_se, expand_preactivation, library_allowed, with_excite
 from .pointwise_conv import pointwise_conv
-from .squeeze_excite import se_excite
 
 _FIELDS = ("dtype", "N", "C_IN", "C_EXP", "H", "W", "K", "STRIDE", "ACT", "CHANNELS_LAST")
 _CATEGORICAL = ("dtype", "K", "STRIDE", "ACT", "CHANNELS_LAST")
@@ -99,7 +104,9 @@ H200 = dict(bytes_per_s=4.2e12, mufu_per_s=4.2e12, instructions_per_s=1.05e12 * 
 # the heaviest layers); the fused kernel's is a guess for a MUFU-bound kernel.
 ACHIEVED = {"fused": 0.8, "unfused": 0.4}
 # Per activated element: (MUFU ops, other SASS instructions) of triton._common.activation on sm_90; SiLU's
-# fast division keeps a range check (FSETP, FMUL, FSEL) next to EX2 and RCP.
+# fast division keeps a range check (FSETP, FMUL, FSEL) next to EX2 and RCP. That is the fp32 form: fp16/bf16
+# outputs take the one-MUFU SiLU (activation's FAST: 1 MUFU, 2 others), which this model does not count yet;
+# with it the bf16 picks at stride 1 (k 3) and k 5 stride 2 would turn fused by 2-14%, for the tuner to settle.
 _ACT_COST = {"none": (0, 0), "relu": (0, 1), "relu6": (0, 2), "silu": (2, 7), "hardswish": (0, 5)}
 # Per tap and element of the fused kernel besides the activation: bias add, mask select, depthwise FMA, and
 # the tap's addressing, loads and conversions (sm_90 SASS of the bf16 64 x 64 tile: 527 instructions per tap
@@ -217,24 +224,22 @@ def mbconv_path(dtype: torch.dtype, n: int, c_in: int, c_exp: int, h: int, w: in
 
 @triton.jit
 def _expand_dw_kernel(
-    x_ptr, we_ptr, be_ptr, wd_ptr, bd_ptr, out_ptr, sums_ptr,
-    C_IN, C_EXP, H, W, OH, OW, pad_top, pad_left,
+    x_ptr, we_ptr, be_ptr, wd_ptr, bd_ptr, out_ptr, sums_ptr, y_ptr, y_b_ptr, res_ptr,
+    C_IN, C_EXP, H, W, OH, OW, pad_top, pad_left, C_Y,
     sx_n, sx_c, sx_h, sx_w,
     swe_o, swe_i, sbe,
     swd_c, swd_h, swd_w, sbd,
     so_n, so_c, so_h, so_w,
     ss_n,                      # partial sums [N, >= P_blocks, C_EXP]: image stride (pixel block C_EXP, channel 1)
+    sy_n, sy_h, sy_w, sr_n, sr_h, sr_w,   # Y_INIT's y and residual (channel stride 1)
     K: tl.constexpr, STRIDE: tl.constexpr, ACT: tl.constexpr, SE_SUMS: tl.constexpr, ONE_K: tl.constexpr,
-    VEC: tl.constexpr, DOT_FP32: tl.constexpr,
+    VEC: tl.constexpr, DOT_FP32: tl.constexpr, Y_INIT: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     # VEC (channels_last: 16 bytes of elements, else 1) divides C_IN and x's pixel strides (the launcher
-    # checks): written as multiples of it, Triton can prove the input rows 16-byte aligned when they are
-    # not multiples of 16 elements (C_in = 24, 40).
-    C_IN = C_IN // VEC * VEC
-    sx_n = sx_n // VEC * VEC
-    sx_h = sx_h // VEC * VEC
-    sx_w = sx_w // VEC * VEC
+    # checks): the input rows are provably 16-byte aligned also when C_in = 24, 40.
+    C_IN, sx_n, sx_h, sx_w = multiples_of((C_IN, sx_n, sx_h, sx_w), VEC)
+    FAST: tl.constexpr = out_ptr.dtype.element_ty != tl.float32  # fp16/bf16 outputs: the one-MUFU SiLU
     pid = tl.program_id(0)
     num_cb = tl.cdiv(C_EXP, BLOCK_C)
     num_pb = tl.cdiv(OH * OW, BLOCK_P)
@@ -243,14 +248,9 @@ def _expand_dw_kernel(
     n = pid // (num_cb * num_pb)
 
     c = cb * BLOCK_C + tl.arange(0, BLOCK_C)
-    p = pb * BLOCK_P + tl.arange(0, BLOCK_P)
     ci = tl.arange(0, BLOCK_K)
     c_mask = c < C_EXP
-    p_mask = p < OH * OW
-    oh = p // OW
-    ow = p % OW
-    ih0 = oh * STRIDE - pad_top
-    iw0 = ow * STRIDE - pad_left
+    p_mask, oh, ow, ih0, iw0 = pixel_tile(pb, OH, OW, pad_top, pad_left, STRIDE, BLOCK_P)
     x_img = x_ptr + n.to(tl.int64) * sx_n
     # Weights have far fewer than 2**31 elements: int32 offsets (per column: registers in the MMA layout).
     we_tile = we_ptr + c[None, :] * swe_o + ci[:, None] * swe_i   # W_exp^T [BLOCK_K, BLOCK_C]
@@ -290,27 +290,33 @@ def _expand_dw_kernel(
                         wt = wt.to(tl.float32)
                     e = tl.dot(xt, wt, e, input_precision="tf32x3")
             # Zero padding belongs to the expanded tensor: a tap outside the input adds 0, not act(b_exp).
-            e = tl.where(ok[:, None], activation(e + be[None, :], ACT), 0.0)
+            e = tl.where(ok[:, None], activation(e + be[None, :], ACT, FAST), 0.0)
             wd = tl.load(wd_ptr + (wd_c + kh * swd_h + kw * swd_w), mask=c_mask, other=0.0).to(tl.float32)
             acc += e * wd[None, :]
 
     bd = tl.load(bd_ptr + c * sbd, mask=c_mask, other=0.0).to(tl.float32)
-    y = activation(acc + bd[None, :], ACT)
+    y = activation(acc + bd[None, :], ACT, FAST)
     mask = p_mask[:, None] & c_mask[None, :]
     o_pix = n.to(tl.int64) * so_n + oh.to(tl.int64) * so_h + ow.to(tl.int64) * so_w
     tl.store(out_ptr + o_pix[:, None] + c.to(tl.int64)[None, :] * so_c, y.to(out_ptr.dtype.element_ty), mask=mask)
     if SE_SUMS:
         tl.store(sums_ptr + n.to(tl.int64) * ss_n + pb * C_EXP + c, tl.sum(tl.where(mask, y, 0.0), axis=0),
                  mask=c_mask)
+    if Y_INIT > 0:  # the library project's output, as the depthwise kernel writes it (last: fewest registers live)
+        init_project_output(y_ptr + n.to(tl.int64) * sy_n, res_ptr + n.to(tl.int64) * sr_n,
+                            oh * sy_h + ow * sy_w, oh * sr_h + ow * sr_w, p_mask, y_b_ptr,
+                            tl.arange(0, BLOCK_C), cb, num_cb, C_Y, Y_INIT, BLOCK_P, BLOCK_C)
 
 
 # ---- launchers ---------------------------------------------------------------------------------------------
 
 def expand_dw_partials(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act_code,
-                       se_sums, config):
+                       se_sums, config, y_init=None):
     """Launch the fused kernel with a fused `config` (one of FUSED_CONFIGS). Returns (out, partials): out
     [N, C_exp, out_h, out_w] in x's dtype and memory format; partials fp32 [N, P_blocks, C_exp] whose sum
-    over dim 1 is the SE sums (P_blocks = cdiv(out_h * out_w, BLOCK_P)), None without se_sums."""
+    over dim 1 is the SE sums (P_blocks = cdiv(out_h * out_w, BLOCK_P)), None without se_sums.
+    y_init = (y [N, C_Y, out_h, out_w] channels_last, y_bias [C_Y] contiguous, residual or None): the kernel
+    also writes y = y_bias (+ residual) for the library project, as the depthwise kernel's y_init does."""
     n, c_in, h, w = x.shape
     c_exp, k = expand_w.shape[0], dw_w.shape[-1]
     out = empty_like_layout(x, (n, c_exp, out_h, out_w))
@@ -320,46 +326,48 @@ def expand_dw_partials(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_l
                 if se_sums else None)
     if out.numel() == 0:
         return out, partials  # partials has no elements either
-    vec = 16 // x.element_size()
-    aligned = is_channels_last(x) and all(v % vec == 0 for v in (c_in, x.stride(0), x.stride(2), x.stride(3)))
+    vec = vector_width(x, (c_in, x.stride(0), x.stride(2), x.stride(3))) if is_channels_last(x) else 1
     # Without se_sums the kernel never touches sums_ptr: an uninitialised stand-in (no kernel runs).
     sums_arg = partials if se_sums else torch.empty(1, dtype=torch.float32, device=x.device)
+    y, y_b, res, mode = y_init_args(y_init, out, expand_b)
     grid = (n * triton.cdiv(pixels, launch["BLOCK_P"]) * triton.cdiv(c_exp, launch["BLOCK_C"]),)
     _expand_dw_kernel[grid](
-        x, expand_w, expand_b, dw_w, dw_b, out, sums_arg,
-        c_in, c_exp, h, w, out_h, out_w, pad_top, pad_left,
+        x, expand_w, expand_b, dw_w, dw_b, out, sums_arg, y, y_b, res,
+        c_in, c_exp, h, w, out_h, out_w, pad_top, pad_left, y.shape[1],
         *x.stride(), *expand_w.stride(), expand_b.stride(0),
         dw_w.stride(0), dw_w.stride(2), dw_w.stride(3), dw_b.stride(0),
         *out.stride(), sums_arg.stride(0),
+        y.stride(0), y.stride(2), y.stride(3), res.stride(0), res.stride(2), res.stride(3),
         K=k, STRIDE=stride, ACT=act_code, SE_SUMS=bool(se_sums), ONE_K=c_in <= launch["BLOCK_K"],
-        VEC=vec if aligned else 1, DOT_FP32=triton_interpreted() and x.dtype == torch.bfloat16, **launch,
+        VEC=vec, DOT_FP32=triton_interpreted() and x.dtype == torch.bfloat16, Y_INIT=mode, **launch,
     )
     return out, partials
 
 
 def expand_dw_se(x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, act, se_w1, se_b1,
-                 se_w2, se_b2, se_act, se_gate, config=None):
+                 se_w2, se_b2, se_act, se_gate, proj_w, proj_b, residual, config=None):
     """MBConv steps 1-3 (expand, depthwise, SE excite), arguments as the effkernels_triton::mbconv_expand_dw_se
-    schema (checked by ops/mbconv.py). Returns (depthwise output in x's dtype and memory format, fp32 [N, C_exp]
-    SE scale, or an empty tensor without SE). `config`: a fused tile or UNFUSED to run instead of the picked
-    one (tests and the tuner). Fused: 2 launches with SE, 1 without; UNFUSED: one more (the expand GEMM)."""
-    se = se_w1 is not None
+    schema (checked by ops/mbconv.py). Returns (out, se_out, y) as triton.mbconv.dw_se: the depthwise output in
+    x's dtype and memory format; without proj_w the fp32 [N, C_exp] SE scale (empty without SE) for the Triton
+    project; with proj_w (the library project: x dense channels_last) the per-image weights W' = proj_w * s[n]
+    (empty without SE: W' = proj_w) and y initialised to proj_b (+ residual) for `project_into`.
+    `config`: a fused tile or UNFUSED to run instead of the picked one (tests and the tuner). Fused: 2 launches
+    with SE, 1 without; UNFUSED: one more (the expand GEMM)."""
     if config is None:
         config = TABLE.pick(_key(x.dtype, x.shape[0], x.shape[1], expand_w.shape[0], x.shape[2], x.shape[3],
                                  dw_w.shape[-1], stride, act, is_channels_last(x)), x.device)
     geom = (stride, pad_top, pad_left, out_h, out_w, act)
+    rest = (se_w1, se_b1, se_w2, se_b2, se_act, se_gate, proj_w, proj_b, residual)
     if is_unfused(config):  # the unfused steps 1-3, with the library expand wherever the block may use one
         if library_allowed(x, expand_w.shape[0], out_h, out_w):
             h, pre = expand_preactivation(x, expand_w), (expand_b, act)
         else:
             h, pre = pointwise_conv(x, expand_w, expand_b, act, None, None), (None, act)
-        out, scale, _ = dw_se(h, dw_w, dw_b, *geom, *pre, se_w1, se_b1, se_w2, se_b2, se_act, se_gate, None, None,
-                              None)
-        return out, scale
-    out, partials = expand_dw_partials(x, expand_w, expand_b, dw_w, dw_b, *geom, se, config)
-    if se:
-        return out, se_excite(partials, 1.0 / (out_h * out_w), se_w1, se_b1, se_w2, se_b2, se_act, se_gate)
-    return out, x.new_empty((0,), dtype=torch.float32)
+        return dw_se(h, dw_w, dw_b, *geom, *pre, *rest)
+
+    def depthwise(se_sums, y_init):
+        return expand_dw_partials(x, expand_w, expand_b, dw_w, dw_b, *geom, se_sums, config, y_init)
+    return with_excite(depthwise, x, out_h, out_w, *rest)
 
 
 @TABLE.runner
@@ -377,7 +385,7 @@ def _runner(key, device):
              torch.randn(c_exp, **like))
     geom = conv_geometry(h, w, k, stride, (k - 1) // 2)
     return lambda config: expand_dw_se(x, *params, stride, *geom, act, *se_ws, act, ACTIVATIONS["sigmoid"],
-                                       config=config)
+                                       None, None, None, config=config)
 
 
 def aot_variants():
@@ -388,9 +396,10 @@ def aot_variants():
     backend (nn/_base.py; [C_exp, 1, k, k] storage once per dtype), C_exp a multiple of 16 (every 6x expand
     of EfficientNet: C_in is a multiple of 8). Per dtype: every fused config that `fits` it at the target
     case (k 3, stride 2, SiLU, SE sums, channels_last, ONE_K), then with the first such config the K loop
-    (ONE_K False) and NCHW (VEC 1), and C_in = 24 (no ":16" hints: alignment from VEC alone). Once, in bf16:
-    every other value of each constexpr (k 1/5/7, stride 1, each activation, no SE sums, VEC 1 on
-    channels_last).
+    (ONE_K False) and NCHW (VEC 1), and C_in = 24 (no ":16" hints: alignment from VEC alone), and the library
+    project's output initialised (Y_INIT 1, and 2 with the residual x; C_out a multiple of 16, and C_out =
+    C_in = 24); without Y_INIT, out and expand_b stand in for y, y_bias and the residual. Once, in bf16: every
+    other value of each constexpr (k 1/5/7, stride 1, each activation, no SE sums, VEC 1 on channels_last).
     """
     from .._common import CONV_ACTIVATIONS
 
@@ -398,22 +407,32 @@ def aot_variants():
     out = []
     for dt in TRITON_DTYPES.values():
         vec = 4 if dt == "fp32" else 8
-        ptrs = {a: f"*{dt}:16" for a in ("x_ptr", "we_ptr", "be_ptr", "wd_ptr", "bd_ptr", "out_ptr")}
+        ptrs = {a: f"*{dt}:16" for a in ("x_ptr", "we_ptr", "be_ptr", "wd_ptr", "bd_ptr", "out_ptr", "y_ptr",
+                                         "y_b_ptr", "res_ptr")}
         common = dict(ptrs, sums_ptr="*fp32:16", C_EXP="i32:16", H="i32", W="i32", OH="i32", OW="i32",
-                      pad_top="i32", pad_left="i32", swe_i=1, sbe=1, swd_c=1, swd_h="i32:16", swd_w="i32:16", sbd=1,
-                      ss_n="i32:16")
-        nhwc = dict(common, C_IN="i32:16", sx_n="i32:16", sx_c=1, sx_h="i32:16", sx_w="i32:16", swe_o="i32:16",
-                    so_n="i32:16", so_c=1, so_h="i32:16", so_w="i32:16")
+                      pad_top="i32", pad_left="i32", C_Y="i32:16", swe_i=1, sbe=1, swd_c=1, swd_h="i32:16",
+                      swd_w="i32:16", sbd=1, ss_n="i32:16")
+
+        def stand_ins(sig):  # Y_INIT 0: out stands in for y and the residual
+            return dict(sig, **{f"s{t}_{d}": sig[f"so_{d}"] for t in "yr" for d in "nhw"})
+        nhwc = stand_ins(dict(common, C_IN="i32:16", sx_n="i32:16", sx_c=1, sx_h="i32:16", sx_w="i32:16",
+                              swe_o="i32:16", so_n="i32:16", so_c=1, so_h="i32:16", so_w="i32:16"))
         nhwc_24 = dict(nhwc, C_IN="i32", sx_n="i32", sx_h="i32", sx_w="i32", swe_o="i32")
-        nchw = dict(common, C_IN="i32:16", sx_n="i32", sx_c="i32", sx_h="i32", sx_w=1, swe_o="i32:16",
-                    so_n="i32", so_c="i32", so_h="i32", so_w=1)
-        base = dict(K=3, STRIDE=2, ACT=3, SE_SUMS=True, ONE_K=True, VEC=vec, DOT_FP32=False)
+        nchw = stand_ins(dict(common, C_IN="i32:16", sx_n="i32", sx_c="i32", sx_h="i32", sx_w=1, swe_o="i32:16",
+                              so_n="i32", so_c="i32", so_h="i32", so_w=1))
+        # The library project's y (channels_last, C_out channels) and residual x (C_out = C_in).
+        y_out = {"C_Y": "i32:16", **{f"s{t}_{d}": "i32:16" for t in "yr" for d in "nhw"}}
+        y_out_24 = dict(nhwc_24, C_Y="i32", **{f"s{t}_{d}": "i32" for t in "yr" for d in "nhw"})
+        base = dict(K=3, STRIDE=2, ACT=3, SE_SUMS=True, ONE_K=True, VEC=vec, DOT_FP32=False, Y_INIT=0)
         fitting = [c for c in FUSED_CONFIGS if fits(c, dt)]
         k32 = next(c for c in fitting if c.kwargs["BLOCK_K"] >= 32)  # C_in = 24 in one K step
         cases = [(nhwc, cfg, base) for cfg in fitting]
         oihw = dict(nhwc, swd_c="i32", swd_h="i32", swd_w=1)  # [C_exp, 1, k, k] weights, not tap-major
         cases += [(nhwc, fitting[0], dict(base, ONE_K=False)), (nchw, fitting[0], dict(base, VEC=1)),
-                  (nhwc_24, k32, base), (oihw, fitting[0], base)]
+                  (nhwc_24, k32, base), (oihw, fitting[0], base),
+                  (dict(nhwc, **y_out), fitting[0], dict(base, Y_INIT=1)),
+                  (dict(nhwc, **y_out), fitting[0], dict(base, STRIDE=1, Y_INIT=2)),
+                  (y_out_24, k32, dict(base, STRIDE=1, Y_INIT=2))]
         if dt == "bf16":
             others = ([dict(base, K=k) for k in KERNEL_SIZES if k != 3] + [dict(base, STRIDE=1),
                       dict(base, SE_SUMS=False), dict(base, VEC=1)]

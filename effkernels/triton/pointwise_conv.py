@@ -147,7 +147,7 @@ def _pointwise_conv_kernel(
         b_ptrs += BLOCK_K * sw_i
 
     acc += tl.load(b_ptr + offs_n * sb, mask=n_mask, other=0.0).to(tl.float32)[None, :]
-    acc = activation(acc, ACT)
+    acc = activation(acc, ACT, out_ptr.dtype.element_ty != tl.float32)  # (one-MUFU SiLU for fp16/bf16 outputs)
     mn_mask = m_mask[:, None] & n_mask[None, :]
     if HAS_RES:
         acc += tl.load(res_ptr + r_row[:, None] + offs_n[None, :] * sr_c, mask=mn_mask, other=0.0).to(tl.float32)
