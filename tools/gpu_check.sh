@@ -6,7 +6,8 @@
 #   build      the extension in place for this card's arch (pip install -e)
 #   errors     the C++ error-path tests, every one in this one process (EFFKERNELS_TEST_CHILD=1): a C++
 #              exception that crashes the process (the private-libstdc++ crash of 2026-11-28) shows here
-#   tests      pytest on CUDA (EFFKERNELS_GPU_TESTS), and alongside it, as neither is timed,
+#   tests      pytest on CUDA (EFFKERNELS_GPU_TESTS, only the cuda and triton parameters: CI runs the rest),
+#              and alongside it, as neither is timed,
 #   sanitizer  compute-sanitizer --tool memcheck over one small call of every op, CUDA and Triton backends
 #              (tools/sanitize_ops.py)
 #   tune       python -m effkernels.tune within its budget: the config table of this GPU -> OUTDIR/<device>.json
@@ -177,7 +178,7 @@ else
     record sanitizer "skipped (not installed)" 0
 fi
 # shellcheck disable=SC2086  # a list of pytest arguments
-run tests "$LIM" "${PYTEST[@]}" --maxfail=25 $EFFKERNELS_GPU_TESTS
+run tests "$LIM" "${PYTEST[@]}" -m "cuda or triton" --maxfail=25 $EFFKERNELS_GPU_TESTS
 wait_bg
 
 # ---- tune ------------------------------------------------------------------------------------------
