@@ -1,4 +1,4 @@
-// mbconv's own argument checks, shared by its CUDA host code (mbconv.cpp) and the CPU block kernels
+// mbconv's own argument checks, shared by its CUDA host code (cuda/mbconv.cu) and the CPU block kernels
 // (cpu/mbconv_block.cpp). The steps check the rest: the four ops on CUDA, cpu/mbconv_block.cpp on the CPU.
 #pragma once
 
