@@ -1,5 +1,5 @@
 // mbconv on CUDA: the MBConv inference block (BN folded) from library GEMMs and the depthwise
-// kernel (GPU-REVIEW.md section 6), with nothing C_exp-wide written twice:
+// kernel (../shared/docs/GPU-REVIEW.md section 6), with nothing C_exp-wide written twice:
 //   expand   at::mm (cuBLAS) writes the expand conv's raw output h = x W_e^T, no bias, no activation;
 //   dw       the depthwise kernel applies act(h + b_e) to each element of h once, as it stages it in
 //            shared memory, then conv + bias + activation, and writes per-block SE partial sums;

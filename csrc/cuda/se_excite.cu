@@ -24,8 +24,9 @@ struct Fold {  // out[n] = w * scale[n] ([C_out, C] per image, dtype t), or noth
 };
 
 __global__ void __launch_bounds__(kThreads) se_excite_kernel(const float* __restrict__ partial, int G, float inv_hw,
-                                                             ParamMat w1, ParamMat b1, ParamMat w2, ParamMat b2, float* __restrict__ out,
-                                                             Fold fold, int C, int S, int act, int gate) {
+                                                             ParamMat w1, ParamMat b1, ParamMat w2, ParamMat b2,
+                                                             float* __restrict__ out, Fold fold, int C, int S, int act,
+                                                             int gate) {
   extern __shared__ float smem[];
   float* mean = smem;        // [C], later the scale
   float* hidden = smem + C;  // [S]
@@ -80,9 +81,9 @@ at::Tensor se_excite_partials(const at::Tensor& partial_in, double inv_hw, const
   Fold fold{{}, nullptr, DType::F32, 0};
   if (fold_w) fold = {param_mat(*fold_w), out.mutable_data_ptr(), dtype_of(out), static_cast<int>(fold_w->size(0))};
   se_excite_kernel<<<grid_x(N, "se_excite"), kThreads, smem, c10::cuda::getCurrentCUDAStream()>>>(
-      partial.const_data_ptr<float>(), static_cast<int>(G), static_cast<float>(inv_hw), param_mat(w1), param_mat(b1), param_mat(w2),
-      param_mat(b2), fold_w ? nullptr : out.mutable_data_ptr<float>(), fold, static_cast<int>(C), static_cast<int>(S),
-      static_cast<int>(activation), static_cast<int>(gate));
+      partial.const_data_ptr<float>(), static_cast<int>(G), static_cast<float>(inv_hw), param_mat(w1), param_mat(b1),
+      param_mat(w2), param_mat(b2), fold_w ? nullptr : out.mutable_data_ptr<float>(), fold, static_cast<int>(C),
+      static_cast<int>(S), static_cast<int>(activation), static_cast<int>(gate));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }
