@@ -7,15 +7,14 @@
 
 #include <c10/core/impl/LocalDispatchKeySet.h>
 
+#include "act.h"
+
 // For kernels that call ATen math (at::mm, at::addmm): a custom op reaches its kernel through
 // autocast's fallthrough with the autocast keys still active, so inside torch.autocast those calls
 // would be recast to half precision. The kernels choose their own dtypes.
 #define EFFK_NO_AUTOCAST c10::impl::ExcludeDispatchKeyGuard effk_no_autocast_(c10::autocast_dispatch_keyset)
 
 namespace effkernels {
-
-// Keep in sync with effkernels/_common.py ACTIVATIONS.
-enum class Act : int64_t { None = 0, Relu = 1, Relu6 = 2, Silu = 3, Hardswish = 4, Sigmoid = 5, Hardsigmoid = 6 };
 
 // TORCH_CHECK with a message that names the argument, the way the Python layer words it.
 #define EFFK_CHECK_ARG(cond, arg, ...) TORCH_CHECK(cond, arg, ": ", __VA_ARGS__)

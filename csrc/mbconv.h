@@ -1,5 +1,6 @@
-// mbconv's own argument checks, shared by its CUDA host code (mbconv.cpp) and the CPU block kernels
-// (cpu/mbconv_block.cpp). The steps check the rest: the four ops on CUDA, cpu/mbconv_block.cpp on the CPU.
+// mbconv's own argument checks, shared by its CUDA host code (cuda/mbconv.cu) and the CPU block kernels
+// (cpu/mbconv_block.cpp). The steps check the rest: cuda/mbconv.cu calls each op's checks (csrc/<op>.h),
+// cpu/mbconv_block.cpp its own.
 #pragma once
 
 #include "common.h"

@@ -11,7 +11,7 @@ from typing import Union
 import torch
 
 # Activation codes shared by the Triton kernels, the C++/CUDA kernels and the references.
-# Keep in sync with csrc/common.h (enum class Act).
+# Keep in sync with csrc/act.h (enum class Act).
 ACTIVATIONS = {
     "none": 0,
     "relu": 1,
@@ -121,5 +121,5 @@ def empty_like_layout(x: torch.Tensor, shape, dtype=None) -> torch.Tensor:
 
 def tap_major(weight: torch.Tensor) -> torch.Tensor:
     """The same [C, 1, k, k] weight stored as [k, k, C] (channel stride 1): the channels_last
-    Triton kernels then load each tap's weights as vectors. Once per fold (nn/_base.py), never per call."""
+    Triton and CUDA kernels then load each tap's weights as vectors. Once per fold (nn/_base.py), never per call."""
     return weight[:, 0].permute(1, 2, 0).contiguous().permute(2, 0, 1).unsqueeze(1)

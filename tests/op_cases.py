@@ -55,6 +55,17 @@ def make_x(shape, dtype, layout, device, offset=0.0):
     return (x + offset).to(device=device, dtype=dtype)
 
 
+def misaligned_cl(shape, dtype, device):
+    """Random dense channels_last [N, C, H, W] activations whose data starts one element past a 16-byte
+    boundary: with C a multiple of every vector width, only the address keeps the CUDA kernels off their
+    16-byte vector paths."""
+    n, c, h, w = shape
+    x = torch.empty(n * h * w * c + 1, dtype=dtype, device=device)[1:].view(n, h, w, c).permute(0, 3, 1, 2)
+    x.copy_(torch.randn(n, c, h, w))
+    assert x.is_contiguous(memory_format=torch.channels_last) and x.data_ptr() % 16 != 0
+    return x
+
+
 def param(*shape, scale=1.0, dtype=torch.float32, device="cpu"):
     return (torch.randn(*shape) * scale).to(device=device, dtype=dtype)
 
@@ -128,6 +139,11 @@ DW_CASES = [
     DW(1, 64, 5, 4, 3, 1, 1, (1, 1, 1, 1)),               # two columns clear of the padding
     DW(1, 64, 5, 5, 5, 1, 2, (2, 2, 2, 2)),               # k = 5: one column clear of the padding
     DW(1, 32, 5, 2, 3, 2, "same", (1, 1, 0, 1)),          # W < k: every column touches the padding
+    # The CUDA NHWC kernel's splits (csrc/cuda/dwconv_bn_act.cu dw_config; with an H100/H200's SM count):
+    # two column strips (128 channels: 32 output columns per strip) and two row chunks (17 rows);
+    DW(1, 128, 17, 40, 3, 1, 1, (1, 1, 1, 1)),
+    # k = 7 at stride 2, its largest shared-memory ring: strips narrowed to fit the budget, two row chunks.
+    DW(1, 64, 45, 45, 7, 2, "same", (3, 3, 3, 3)),
 ]
 
 
@@ -311,6 +327,7 @@ MB_CASES = [
     MB(6, 5, 2, 8, 16, 2, 10, 10, "same", (1, 2, 1, 2), False),         # no SE
     MB(6, 5, 2, 24, 40, 2, 16, 16, "same", (1, 2, 1, 2), False),
     MB(6, 3, 1, 40, 40, 0, 7, 7, 1, (1, 1, 1, 1), True),                 # N = 0
+    MB(6, 3, 2, 24, 112, 2, 9, 9, 1, (1, 1, 1, 1), True),               # out 5x5 < C_out: CUDA scales in a pass
 ]
 # (block activation, SE activation, SE gate): the SE activation always differs from the block's, so a
 # kernel that applies one in place of the other is wrong.

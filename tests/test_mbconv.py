@@ -156,7 +156,7 @@ def test_matches_torchvision(i, layout, backend, poisoned):
 @pytest.mark.parametrize("dtype,n", [(torch.float32, 3), (torch.bfloat16, 5)], ids=["fp32-3x1", "bf16-3+2"])
 @pytest.mark.parametrize("layout", ["channels_last", "nchw"])
 def test_cpu_batch_chunks(dtype, n, layout, backend, poisoned):
-    """The CPU block runs the batch in chunks of about 4 MiB of expanded activations (mbconv.cpp):
+    """The CPU block runs the batch in chunks of about 4 MiB of expanded activations (cpu/mbconv_block.cpp):
     48 x 112 x 112 per sample is 2.4 MiB in fp32 (chunks of 1 sample), 1.2 MiB in bf16 (3 + 2)."""
     s = mb_sample(MB(6, 3, 1, 8, 8, n, 112, 112, 1, (1, 1, 1, 1), True), "cpu", dtype, layout, MB_ACTS[2])
     with torch.no_grad():

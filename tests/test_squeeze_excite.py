@@ -7,9 +7,9 @@ from torchvision.ops import SqueezeExcitation
 from effkernels._common import ACTIVATIONS
 from effkernels.ops.squeeze_excite import channel_sums, se_excite, se_scale, squeeze_excite
 from helpers import assert_close_to_ref, backend_device, backend_params, cxx_error_inputs, matrix
-from op_cases import (DTYPES, EXCITE_CASES, LAYOUTS, SE_PAIRS, SE_SHAPES, check_channel_sums, check_same_shape,
-                      check_se_excite, channel_sums_sample, rotate, se_excite_sample, se_scale_sample, se_weights, se_x,
-                      squeeze_excite_sample)
+from op_cases import (DTYPES, EXCITE_CASES, LAYOUTS, SE_PAIRS, SE_SHAPES, Sample, check_channel_sums, check_same_shape,
+                      check_se_excite, channel_sums_sample, misaligned_cl, rotate, se_excite_sample, se_scale_sample,
+                      se_weights, se_x, squeeze_excite_sample)
 import oracles
 
 pytestmark = pytest.mark.usefixtures("poisoned")
@@ -34,6 +34,20 @@ def test_se_excite(i, w_dtype, act_gate, backend):
 def test_se_scale(i, dtype, layout, backend):
     s = se_scale_sample(SE_SHAPES[i], backend_device(backend), dtype, layout)
     check_same_shape(se_scale(*s.args, backend=backend), s)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_misaligned_input(dtype, backend):
+    """channel_sums and se_scale on a dense channels_last x off 16-byte alignment (C = 64, a multiple of every
+    vector width: only the address keeps the CUDA kernels off their vector paths)."""
+    device = backend_device(backend)
+    x = misaligned_cl((2, 64, 11, 13), dtype, device)
+    s = Sample("channel_sums misaligned", (x,), {}, lambda: oracles.channel_sums(x))
+    check_channel_sums(channel_sums(x, backend=backend), s)
+    scale = (torch.rand(2, 64) * 2).to(device)
+    s = Sample("se_scale misaligned", (x, scale), {}, lambda: oracles.se_scale(x, scale))
+    check_same_shape(se_scale(x, scale, backend=backend), s)
 
 
 @pytest.mark.parametrize("i,dtype,layout,backend", matrix(SHAPE_IDS, DTYPES, LAYOUTS))

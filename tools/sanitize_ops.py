@@ -4,7 +4,10 @@
     python tools/sanitize_ops.py --backends cpu        # the same calls on the C++ CPU kernels (no GPU needed)
 
 Odd sizes (C = 37, 9x9 input, stride 2) and both fp32 and bf16 channels_last, so out-of-bounds tails and the
-vectorized paths both run. Each op goes through effkernels.ops with the backend (the arguments users pass)
+vectorized paths both run; for the depthwise kernel also a tap-major weight on an image wide and tall enough for
+several column strips and row chunks of the CUDA kernel, k = 7 at stride 2 (its largest shared-memory ring), an
+input one element off 16-byte alignment, and NCHW; channel sums over many pixel tiles; the MBConv block with the
+SE scale folded into the project weights and, where the output has fewer pixels than C_out, applied in a pass. Each op goes through effkernels.ops with the backend (the arguments users pass)
 and its output is checked finite; an op that raises is reported and the script goes on. Every op registered
 for the backend (a kernel for its dispatch key in the effkernels namespace; effkernels_triton for triton)
 must have a case here: one without is reported as a failure. Exit code 1 when anything failed, 2 when
@@ -40,6 +43,11 @@ def cases(dtype, device, backend):
     blk = dict(expand_w=r(cexp, cin), expand_b=r(cexp), dw_w=r(cexp, 1, 5, 5), dw_b=r(cexp),
                se_w1=r(2, cexp), se_b1=r(2), se_w2=r(cexp, 2), se_b2=r(cexp), proj_w=r(cout, cexp), proj_b=r(cout))
     be = dict(backend=backend)
+    wide, tall, big = r(1, 128, 20, 65, fmt=cl), r(1, 96, 40, 23, fmt=cl), r(3, 96, 33, 33, fmt=cl)
+    tap_major = r(3, 3, 128).permute(2, 0, 1).unsqueeze(1)  # [C, 1, k, k] view of a [k, k, C] tensor
+    off = torch.empty(2 * 11 * 13 * 64 + 1, device=device, dtype=dtype)[1:].view(2, 11, 13, 64).permute(0, 3, 1, 2)
+    off.copy_(r(2, 64, 11, 13))
+    blk_scale = dict(blk, proj_w=r(40, cexp), proj_b=r(40))  # output 5x5 < C_out = 40: the scale pass
     fused = []
     if backend == "triton":  # the fused expand+depthwise kernel, which a block takes only where its table says
         from effkernels._common import tap_major  # noqa: PLC0415
@@ -57,7 +65,17 @@ def cases(dtype, device, backend):
         ("dwconv_bn_act k3 s2", {"dwconv_bn_act"}, lambda: ops.dwconv_bn_act(x, dw_w, dw_b, 2, 1, "silu", **be)),
         ("dwconv_bn_act se_sums", {"dwconv_bn_act"},
          lambda: ops.dwconv_bn_act(x, dw_w, dw_b, 1, "same", "silu", se_sums=True, **be)),
+        ("dwconv_bn_act tap-major strips+chunks", {"dwconv_bn_act"},
+         lambda: ops.dwconv_bn_act(wide, tap_major, r(128), 1, 1, "silu", se_sums=True, **be)),
+        ("dwconv_bn_act k7 s2", {"dwconv_bn_act"},
+         lambda: ops.dwconv_bn_act(tall, r(96, 1, 7, 7), r(96), 2, 3, "silu", se_sums=True, **be)),
+        ("dwconv_bn_act misaligned", {"dwconv_bn_act"},
+         lambda: ops.dwconv_bn_act(off, r(64, 1, 3, 3), r(64), 1, 1, "silu", se_sums=True, **be)),
+        ("dwconv_bn_act nchw", {"dwconv_bn_act"},
+         lambda: ops.dwconv_bn_act(x.contiguous(), dw_w, dw_b, 2, 1, "silu", se_sums=True, **be)),
         ("channel_sums", {"channel_sums"}, lambda: ops.channel_sums(x, **be)),
+        ("channel_sums tiles", {"channel_sums"}, lambda: ops.channel_sums(big, **be)),
+        ("channel_sums tiles nchw", {"channel_sums"}, lambda: ops.channel_sums(big.contiguous(), **be)),
         ("se_excite", {"se_excite"}, lambda: ops.se_excite(sums, 1.0 / (hw * hw), w1, b1, w2, b2, **be)),
         ("se_scale", {"se_scale"}, lambda: ops.se_scale(x, scale, **be)),
         ("squeeze_excite", {"channel_sums", "se_excite", "se_scale"},
@@ -67,6 +85,10 @@ def cases(dtype, device, backend):
         ("mbconv", {"mbconv", "mbconv_dw_se"},
          lambda: ops.mbconv(xb, blk["expand_w"], blk["expand_b"], blk["dw_w"], blk["dw_b"], 1, 2, blk["se_w1"],
                             blk["se_b1"], blk["se_w2"], blk["se_b2"], blk["proj_w"], blk["proj_b"], True, **be)),
+        ("mbconv scale pass nchw", {"mbconv", "mbconv_dw_se"},
+         lambda: ops.mbconv(xb.contiguous(), blk_scale["expand_w"], blk_scale["expand_b"], blk_scale["dw_w"],
+                            blk_scale["dw_b"], 2, 2, blk_scale["se_w1"], blk_scale["se_b1"], blk_scale["se_w2"],
+                            blk_scale["se_b2"], blk_scale["proj_w"], blk_scale["proj_b"], False, **be)),
     ] + (_cpu_packed_cases(ops, x, r, blk, xb, scale) if backend == "cpu" else [])
 
 
