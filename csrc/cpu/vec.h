@@ -61,20 +61,6 @@ inline void store_f(T* p, Vec v, int n = kVec) {
   }
 }
 
-// 1 / d as the reciprocal estimate refined by one Newton step (relative error ~1e-7 on AVX2, far below
-// exp_u20's 20 ulp): a vector division is the slowest step of SiLU and sigmoid otherwise. exp_u20 clamps
-// its result to a finite value, so d is finite and positive here.
-inline Vec recip(Vec d) {
-#if defined(CPU_CAPABILITY_AVX512)
-  const Vec r(_mm512_rcp14_ps(d));
-#elif defined(CPU_CAPABILITY_AVX2)
-  const Vec r(_mm256_rcp_ps(d));
-#else
-  const Vec r = Vec(1.f) / d;
-#endif
-  return r * at::vec::fnmadd(d, r, Vec(2.f));
-}
-
 // exp_u20 (inline polynomial, <= 20 ulp) instead of exp (a Sleef call that clobbers every vector
 // register, so the depthwise weights held in registers would be reloaded after each pixel).
 inline Vec act_vec(Vec v, int act) {
@@ -82,9 +68,9 @@ inline Vec act_vec(Vec v, int act) {
   switch (static_cast<Act>(act)) {
     case Act::Relu: return at::vec::maximum(v, zero);
     case Act::Relu6: return at::vec::minimum(at::vec::maximum(v, zero), six);
-    case Act::Silu: return v * recip(one + v.neg().exp_u20());
+    case Act::Silu: return v / (one + v.neg().exp_u20());
     case Act::Hardswish: return v * at::vec::minimum(at::vec::maximum(v + three, zero), six) * sixth;
-    case Act::Sigmoid: return recip(one + v.neg().exp_u20());
+    case Act::Sigmoid: return one / (one + v.neg().exp_u20());
     case Act::Hardsigmoid: return at::vec::minimum(at::vec::maximum(v + three, zero), six) * sixth;
     default: return v;
   }
