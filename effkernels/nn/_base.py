@@ -154,7 +154,8 @@ class MBConvFolding:
     """For the layers that run ops.mbconv (MBConv, and InvertedResidual wrapping an MBConv): on the cpu backend
     the fold also carries the two 1x1 weights packed once for the block kernels (ops.mbconv.pack_cpu), and the
     layer keeps the path ("fused" / "unfused") the block took per (input shape, thread count) in `cpu_paths`,
-    shown in its repr. _prepare appends that packed pair (None off the cpu backend) to the 10-tuple
+    shown in its repr, and mbconv's checks once per input shape (ops.mbconv.cpu_plan) in `_cpu_plans`.
+    _prepare appends that packed pair (None off the cpu backend) to the 10-tuple
     (ew, eb, dw, db, w1, b1, w2, b2, pw, pb)."""
 
     def _prepare(self, folded: tuple, backend: str) -> tuple:
