@@ -1,9 +1,11 @@
 // The depthwise column walk shared by the CPU depthwise kernel (dwconv_bn_act.cpp) and the fused MBConv
 // block (mbconv_block.cpp): P output columns of one output row and one channel vector, fed from input
-// rows laid out column by column.
+// rows laid out column by column, and the ring of input rows both feed it from.
 #pragma once
 
+#include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "vec.h"
 
@@ -68,5 +70,33 @@ inline void column_groups(int64_t ow0, int64_t ow1, const Group& group) {
   for (; ow + 2 <= ow1; ow += 2) group(std::integral_constant<int, 2>{}, ow);
   for (; ow < ow1; ++ow) group(std::integral_constant<int, 1>{}, ow);
 }
+
+// A task's ring of K fp32 row buffers of `slot` floats: input row ih lives in slot ih % K, filled once
+// (by the caller's fill(buf, ih): a copy or an expand GEMM) while output rows advance; columns the fill
+// does not write (padding) stay zero.
+template <int K, int S>
+struct RowRing {
+  std::vector<float> buf;
+  int64_t slot, held[K];
+
+  explicit RowRing(int64_t slot_floats) : buf(static_cast<size_t>(K * slot_floats), 0.f), slot(slot_floats) { reset(); }
+  void reset() { std::fill(held, held + K, int64_t{-1}); }
+
+  // rows[kh]: the buffer of input row oh * S - pad_t + kh, nullptr for a row of padding outside [0, H).
+  template <typename Fill>
+  void rows_for(int64_t oh, int64_t pad_t, int64_t H, const float* (&rows)[K], const Fill& fill) {
+    for (int kh = 0; kh < K; ++kh) {
+      const int64_t ih = oh * S - pad_t + kh;
+      rows[kh] = nullptr;
+      if (ih < 0 || ih >= H) continue;
+      float* b = buf.data() + (ih % K) * slot;
+      if (held[ih % K] != ih) {
+        held[ih % K] = ih;
+        fill(b, ih);
+      }
+      rows[kh] = b;
+    }
+  }
+};
 
 }  // namespace effkernels::cpu

@@ -57,27 +57,18 @@ void dw_ring(const T* x, T* out, const float* wpk, const float* bpk, float* part
   const int64_t Wp = std::max(g.W + g.pad_l, (g.OW - 1) * S + K);
   const int64_t slot_size = Cv * Wp * kVec;
   at::parallel_for(0, g.N * tiles, 1, [&](int64_t u0, int64_t u1) {
-    std::vector<float> ring(static_cast<size_t>(K * slot_size), 0.f);  // padding columns stay zero
-    int64_t slot_row[K];
+    RowRing<K, S> ring(slot_size);
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t n = u / tiles, tile = u % tiles;
       const int64_t oh0 = tile * rows_per_tile, oh1 = std::min(g.OH, oh0 + rows_per_tile);
-      std::fill(slot_row, slot_row + K, int64_t(-1));
+      ring.reset();
       float* part = partial ? partial + u * Cp : nullptr;
       if (part) std::fill(part, part + Cp, 0.f);
       for (int64_t oh = oh0; oh < oh1; ++oh) {
         const float* rows[K];
-        for (int kh = 0; kh < K; ++kh) {
-          const int64_t ih = oh * S - g.pad_t + kh;
-          rows[kh] = nullptr;
-          if (ih < 0 || ih >= g.H) continue;
-          float* buf = ring.data() + (ih % K) * slot_size;
-          if (slot_row[ih % K] != ih) {
-            slot_row[ih % K] = ih;
-            load_row(x + ((n * g.H + ih) * g.W) * g.C, buf + g.pad_l * kVec, g.W, g.C, Wp * kVec);
-          }
-          rows[kh] = buf;
-        }
+        ring.rows_for(oh, g.pad_t, g.H, rows, [&](float* buf, int64_t ih) {
+          load_row(x + ((n * g.H + ih) * g.W) * g.C, buf + g.pad_l * kVec, g.W, g.C, Wp * kVec);
+        });
         // Fetch the input rows the next output row adds while this one computes (only the loads above
         // reach DRAM; without this the memory sat idle during the compute), a slice per channel vector:
         // issued all at once, the prefetches overflowed the miss queues.

@@ -43,26 +43,12 @@ inline void tile(const T* __restrict a, int64_t lda, int64_t K, const float* __r
   }
 }
 
-// Calls f(std::integral_constant<int, mr>) for a runtime mr in [1, kMR].
-template <typename F>
+// Calls f(std::integral_constant<int, mr>) for a runtime mr in [MR, kMR].
+template <int MR = 1, typename F>
 inline void with_mr(int mr, const F& f) {
-  switch (mr) {
-    case 1: return f(std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    case 4: return f(std::integral_constant<int, 4>{});
-    case 5: return f(std::integral_constant<int, 5>{});
-    case 6: return f(std::integral_constant<int, 6>{});
-  }
-  if constexpr (kMR > 6) {
-    switch (mr) {
-      case 7: return f(std::integral_constant<int, 7>{});
-      case 8: return f(std::integral_constant<int, 8>{});
-      case 9: return f(std::integral_constant<int, 9>{});
-      case 10: return f(std::integral_constant<int, 10>{});
-      case 11: return f(std::integral_constant<int, 11>{});
-      case 12: return f(std::integral_constant<int, 12>{});
-    }
+  if constexpr (MR <= kMR) {
+    if (mr == MR) return f(std::integral_constant<int, MR>{});
+    with_mr<MR + 1>(mr, f);
   }
 }
 

@@ -19,6 +19,7 @@
 
 #include <vector>
 
+#include "../dwconv_bn_act.h"
 #include "../mbconv.h"
 #include "../op_handle.h"
 #include "../static_switch.h"
@@ -133,8 +134,7 @@ void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* e
   const int64_t Wp = std::max(g.W + g.pad_l, (g.OW - 1) * S + K);
   const int64_t slot = plan.cc * Wp;  // floats: cc / kVec channel vectors of Wp columns
   at::parallel_for(0, g.N * plan.chunks * plan.bands, 1, [&](int64_t u0, int64_t u1) {
-    std::vector<float> ring(static_cast<size_t>(K * slot), 0.f);  // columns outside the image stay zero
-    int64_t slot_row[K];
+    RowRing<K, S> ring(slot);
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t n = u / (plan.chunks * plan.bands), chunk = u / plan.bands % plan.chunks, band = u % plan.bands;
       const int64_t c0 = chunk * plan.cc, cc = std::min(plan.cc, g.C - c0);
@@ -142,25 +142,18 @@ void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* e
       const int64_t oh0 = band * plan.rows, oh1 = std::min(g.OH, oh0 + plan.rows);
       float* part = partial ? partial + u * plan.cc : nullptr;
       if (part) std::fill(part, part + plan.cc, 0.f);
-      std::fill(slot_row, slot_row + K, int64_t{-1});
+      ring.reset();
       for (int64_t oh = oh0; oh < oh1; ++oh) {
         const float* rows[K];
-        for (int kh = 0; kh < K; ++kh) {
-          const int64_t ih = oh * S - g.pad_t + kh;
-          rows[kh] = nullptr;
-          if (ih < 0 || ih >= g.H) continue;
-          float* buf = ring.data() + (ih % K) * slot;
-          if (slot_row[ih % K] != ih) {  // expand input row ih into the ring: vector v of column w at (v * Wp + w) * kVec
-            slot_row[ih % K] = ih;
-            const T* a = x + (n * g.H + ih) * g.W * g.Cin;
-            for (int64_t p = 0; p < np; ++p) {
-              float* dst = buf + (2 * p * Wp + g.pad_l) * kVec;
-              rows_x_panel(a, g.Cin, g.W, g.Cin, ewp + (p0 + p) * g.Cin * kNR, ebias + (p0 + p) * kNR,
-                           [&](int64_t i, int j, Vec v) { act_vec(v, act).store(dst + (j * Wp + i) * kVec); });
-            }
+        // Expands input row ih into a ring slot: vector v of column w at (v * Wp + w) * kVec.
+        ring.rows_for(oh, g.pad_t, g.H, rows, [&](float* buf, int64_t ih) {
+          const T* a = x + (n * g.H + ih) * g.W * g.Cin;
+          for (int64_t p = 0; p < np; ++p) {
+            float* dst = buf + (2 * p * Wp + g.pad_l) * kVec;
+            rows_x_panel(a, g.Cin, g.W, g.Cin, ewp + (p0 + p) * g.Cin * kNR, ebias + (p0 + p) * kNR,
+                         [&](int64_t i, int j, Vec v) { act_vec(v, act).store(dst + (j * Wp + i) * kVec); });
           }
-          rows[kh] = buf;
-        }
+        });
         T* orow = d + (n * g.OH + oh) * g.OW * g.C;
         for (int64_t cv = 0; cv < nv; ++cv) {
           const int64_t c = c0 + cv * kVec;
@@ -255,22 +248,14 @@ int64_t check_block(const Tensor& x, const OptT& ewp, const OptT& eb, const Tens
   EFFK_CHECK_ARG(pb.dim() == 1, "proj_b", "expected a 1-d bias [C_out], got shape ", pb.sizes());
   check_mbconv_args(x, ewp, eb, se_w1, se_b1, se_w2, se_b2, pb.size(0), residual, out_h, out_w);
   const int64_t c_exp = dw_w.dim() == 4 ? dw_w.size(0) : -1;
-  EFFK_CHECK_ARG(c_exp >= 1 && dw_w.size(1) == 1 && dw_w.size(2) == dw_w.size(3), "dw_w",
-                 "expected shape [C_exp, 1, k, k], got ", dw_w.sizes());
+  EFFK_CHECK_ARG(c_exp >= 1, "dw_w", "expected shape [C_exp, 1, k, k], got ", dw_w.sizes());
+  check_depthwise(x, c_exp, "C_exp = dw_w.shape[0]", dw_w, "dw_w", dw_b, "dw_b", stride, pad_top, pad_left, out_h,
+                  out_w, activation);
   if (ewp) {
     check_param(*eb, "expand_b", {c_exp}, x);
   } else {
     EFFK_CHECK_ARG(c_exp == x.size(1), "dw_w", "expected C_exp = C_in = ", x.size(1), " (no expand conv), got ", c_exp);
   }
-  const int64_t k = dw_w.size(2);
-  EFFK_CHECK_ARG(k % 2 == 1 && k <= 7, "dw_w", "expected an odd kernel size k <= 7, got k = ", k);
-  check_param(dw_w, "dw_w", dw_w.sizes(), x);
-  check_param(dw_b, "dw_b", {c_exp}, x);
-  EFFK_CHECK_ARG(stride == 1 || stride == 2, "stride", "expected 1 or 2, got ", stride);
-  EFFK_CHECK_ARG(pad_top >= 0 && pad_left >= 0, "padding", "expected non-negative pad_top, pad_left, got ", pad_top,
-                 ", ", pad_left);
-  EFFK_CHECK_ARG(out_h >= 1 && out_w >= 1, "out_h/out_w", "expected a positive output size, got ", out_h, "x", out_w);
-  check_act_code(activation, "activation");
   if (se_w1) {
     const int64_t s = se_w1->dim() == 2 ? se_w1->size(0) : -1;
     EFFK_CHECK_ARG(s >= 1, "se_w1", "expected shape [S, ", c_exp, "], got ", se_w1->sizes());

@@ -8,7 +8,7 @@ from torch import nn
 
 from .._common import tap_major
 from ..backends import BACKENDS, resolve
-from ..ops.mbconv import cpu_path, mbconv, pack_cpu
+from ..ops.mbconv import cpu_path, cpu_plan, mbconv, pack_cpu, run_packed
 
 _ACT_MODULES = {
     "relu": lambda: nn.ReLU(inplace=True),
@@ -90,16 +90,21 @@ class FoldedModule(nn.Module):
 
     def _stamp(self):
         """(data_ptr, version) of every tensor, or None when one is an inference tensor (no version). Read from
-        each module's own dicts: parameters() and buffers() cost twice as much (their generators dedupe through
-        a memo set), ~70 us per block and call; a tensor shared by two modules is simply stamped twice."""
-        stamp = []
-        for m in self.modules():
+        each module's own dicts, walking the tree with a list: per B0 block and call, parameters() and buffers()
+        took ~70 us, modules() ~36 us, this ~21 us (their generators dedupe through memo sets); a tensor or module
+        reachable twice is simply stamped twice."""
+        stamp, todo = [], [self]
+        while todo:
+            m = todo.pop()
+            if m is None:
+                continue
             for t in (*m._parameters.values(), *m._buffers.values()):
                 if t is None:
                     continue
                 if t.is_inference():
                     return None
                 stamp.append((t.data_ptr(), t._version))
+            todo.extend(m._modules.values())
         return tuple(stamp)
 
     def _depthwise_index(self):
@@ -149,7 +154,8 @@ class MBConvFolding:
     """For the layers that run ops.mbconv (MBConv, and InvertedResidual wrapping an MBConv): on the cpu backend
     the fold also carries the two 1x1 weights packed once for the block kernels (ops.mbconv.pack_cpu), and the
     layer keeps the path ("fused" / "unfused") the block took per (input shape, thread count) in `cpu_paths`,
-    shown in its repr. _prepare appends that packed pair (None off the cpu backend) to the 10-tuple
+    shown in its repr, and mbconv's checks once per input shape (ops.mbconv.cpu_plan) in `_cpu_plans`.
+    _prepare appends that packed pair (None off the cpu backend) to the 10-tuple
     (ew, eb, dw, db, w1, b1, w2, b2, pw, pb)."""
 
     def _prepare(self, folded: tuple, backend: str) -> tuple:
@@ -157,14 +163,21 @@ class MBConvFolding:
 
     def _run_mbconv(self, x, folded, stride, padding, residual, activation, se_activation, se_gate):
         ew, eb, dw, db, w1, b1, w2, b2, pw, pb, packed = folded
-        path = "auto"
-        if packed is not None and not torch.compiler.is_compiling():
-            key = (*x.shape, torch.get_num_threads())
-            path = self.cpu_paths.get(key)
-            if path is None:
-                path = self.cpu_paths[key] = cpu_path(x.shape, dw.shape[0], dw.shape[-1], stride, ew is not None)
-        return mbconv(x, ew, eb, dw, db, stride, padding, w1, b1, w2, b2, pw, pb, residual, activation=activation,
-                      se_activation=se_activation, se_gate=se_gate, backend=self.backend, packed=packed, path=path)
+        if packed is None or torch.compiler.is_compiling():
+            return mbconv(x, ew, eb, dw, db, stride, padding, w1, b1, w2, b2, pw, pb, residual, activation=activation,
+                          se_activation=se_activation, se_gate=se_gate, backend=self.backend, packed=packed)
+        # mbconv's checks and the path once per input shape, dtype, device and thread count (the fold's weights
+        # take x's dtype and device): later calls go straight to the op.
+        threads = torch.get_num_threads()
+        key = (*x.shape, x.dtype, x.device, threads)
+        plan = self._cpu_plans.get(key)
+        if plan is None:
+            plan = cpu_plan(x, ew, eb, dw, db, stride, padding, w1, b1, w2, b2, pw, pb, residual, activation,
+                            se_activation, se_gate)
+            path = self.cpu_paths[key[:4] + (threads,)] = cpu_path(x.shape, dw.shape[0], dw.shape[-1], stride,
+                                                                   ew is not None)
+            plan = self._cpu_plans[key] = (*plan[:-1], path)
+        return run_packed(x, packed, eb, dw, db, stride, w1, b1, w2, b2, pb, residual, plan)
 
     def paths_repr(self) -> str:
         """cpu_paths as "N x C x H x W @ T threads: path" entries ("" when the cpu block has not run)."""

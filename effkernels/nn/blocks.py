@@ -83,6 +83,7 @@ class InvertedResidual(MBConvFolding, FoldedModule):
         self.spec = spec
         self.source_class = f"{type(source).__module__}.{type(source).__qualname__}"
         self.cpu_paths: dict = {}
+        self._cpu_plans: dict = {}  # MBConvFolding._run_mbconv
         self.train(source.training)
 
     def train(self, mode: bool = True):

@@ -278,6 +278,7 @@ class MBConv(MBConvFolding, _ResidualBlock):
         self.block = nn.Sequential(*layers)
         self.stochastic_depth = StochasticDepth(stochastic_depth_prob)
         self.cpu_paths: dict = {}
+        self._cpu_plans: dict = {}  # MBConvFolding._run_mbconv
 
     def _fold(self):
         blocks = list(self.block)

@@ -145,6 +145,27 @@ def cpu_path(x_shape, c_exp: int, kernel: int, stride: int, has_expand: bool) ->
     return torch.ops.effkernels.mbconv_path(n, c_in, h, w, c_exp, kernel, stride, has_expand)
 
 
+def cpu_plan(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
+             residual, activation="silu", se_activation="silu", se_gate="sigmoid", path="auto") -> tuple:
+    """mbconv's argument checks; returns the non-tensor arguments of the cpu block on packed weights,
+    (pad_top, pad_left, out_h, out_w, act, se_act, se_gate, path) as codes. They depend on the inputs' shapes,
+    dtype and device only, so a layer checks once per input shape and reuses them (MBConvFolding: checking on every
+    call cost ~2 ms of a ~40 ms converted B0 forward at batch 1, 1 thread)."""
+    geom = _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
+                  residual)
+    return (*geom, activation_code(activation), activation_code(se_activation, "se_activation", SE_ACTIVATIONS),
+            activation_code(se_gate, "se_gate", SE_GATES), path)
+
+
+def run_packed(x, packed, expand_b, dw_w, dw_b, stride, se_w1, se_b1, se_w2, se_b2, proj_b, residual, plan):
+    """torch.ops.effkernels.mbconv_packed with `plan` from cpu_plan on inputs of x's shape, dtype and device (the
+    C++ op checks again every tensor it reads, so a stale plan fails there with the argument named)."""
+    check_inference("mbconv", x)
+    pad_top, pad_left, out_h, out_w, act, se_act, se_gate, path = plan
+    return _dispatch.run("mbconv_packed", "cpu", x, packed[0], expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h,
+                         out_w, se_w1, se_b1, se_w2, se_b2, packed[1], proj_b, residual, act, se_act, se_gate, path)
+
+
 def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
            residual, activation="silu", se_activation="silu", se_gate="sigmoid", backend="auto", packed=None,
            path="auto"):
@@ -158,11 +179,9 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
     packed: pack_cpu(expand_w, proj_w), made once, read by the cpu backend (other backends ignore it); path:
     the cpu block's path with `packed`, "auto" (cpu_path's choice), "fused" (needs expand_w) or "unfused".
     """
-    pad_top, pad_left, out_h, out_w = _check(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1,
-                                             se_w2, se_b2, proj_w, proj_b, residual)
-    act = activation_code(activation)
-    se_act = activation_code(se_activation, "se_activation", SE_ACTIVATIONS)
-    se_gate_code = activation_code(se_gate, "se_gate", SE_GATES)
+    plan = cpu_plan(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
+                    residual, activation, se_activation, se_gate, path)
+    pad_top, pad_left, out_h, out_w, act, se_act, se_gate_code, _ = plan
     be = resolve(backend, x.device)
     if be == "eager":
         return mbconv_ref(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w,
@@ -170,9 +189,7 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
     params = (x, expand_w, expand_b, dw_w, dw_b, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b)
     check_inference("mbconv", *params)
     if be == "cpu" and packed is not None:
-        return _dispatch.run("mbconv_packed", be, x, packed[0], expand_b, dw_w, dw_b, stride, pad_top, pad_left,
-                             out_h, out_w, se_w1, se_b1, se_w2, se_b2, packed[1], proj_b, residual, act, se_act,
-                             se_gate_code, path)
+        return run_packed(x, packed, expand_b, dw_w, dw_b, stride, se_w1, se_b1, se_w2, se_b2, proj_b, residual, plan)
     if be != "triton":
         return _dispatch.run("mbconv", be, x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left,
                              out_h, out_w, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b, residual, act, se_act,
