@@ -70,7 +70,8 @@ inline Vec act_vec(Vec v, int act) {
     case Act::Relu6: return at::vec::minimum(at::vec::maximum(v, zero), six);
     case Act::Silu: return v / (one + v.neg().exp_u20());
     case Act::Hardswish: return v * at::vec::minimum(at::vec::maximum(v + three, zero), six) * sixth;
-    case Act::Sigmoid: return one / (one + v.neg().exp_u20());
+    // exp_u20 clamps its input, so NaN would come out as 0 or 1: keep it NaN, as torch.sigmoid does.
+    case Act::Sigmoid: return Vec::blendv(one / (one + v.neg().exp_u20()), v, v.isnan());
     case Act::Hardsigmoid: return at::vec::minimum(at::vec::maximum(v + three, zero), six) * sixth;
     default: return v;
   }

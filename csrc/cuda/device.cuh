@@ -59,36 +59,27 @@ __device__ __forceinline__ float silu_fast(float x) {
   }
 }
 
+template <int N, typename F>
+__device__ __forceinline__ void each(float (&v)[N], F f) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) v[i] = f(v[i]);
+}
+
 // v[0..n) = act(v[0..n)): one switch on the (uniform) code for the whole array.
 template <bool kOneSfu = false, int N>
 __device__ __forceinline__ void act_array(float (&v)[N], int act) {
   switch (act) {  // an int switch: the int64 enum compared 64-bit
-    case static_cast<int>(Act::Relu):
-#pragma unroll
-      for (int i = 0; i < N; ++i) v[i] = fmaxf(v[i], 0.f);
-      break;
-    case static_cast<int>(Act::Relu6):
-#pragma unroll
-      for (int i = 0; i < N; ++i) v[i] = fminf(fmaxf(v[i], 0.f), 6.f);
-      break;
-    case static_cast<int>(Act::Silu):
-#pragma unroll
-      for (int i = 0; i < N; ++i) v[i] = silu_fast<kOneSfu>(v[i]);
-      break;
+    case static_cast<int>(Act::Relu): each(v, [](float x) { return fmaxf(x, 0.f); }); break;
+    case static_cast<int>(Act::Relu6): each(v, [](float x) { return fminf(fmaxf(x, 0.f), 6.f); }); break;
+    case static_cast<int>(Act::Silu): each(v, [](float x) { return silu_fast<kOneSfu>(x); }); break;
     case static_cast<int>(Act::Hardswish):
-#pragma unroll
-      for (int i = 0; i < N; ++i) v[i] = v[i] * fminf(fmaxf(v[i] + 3.f, 0.f), 6.f) * (1.f / 6.f);
+      each(v, [](float x) { return x * fminf(fmaxf(x + 3.f, 0.f), 6.f) * (1.f / 6.f); });
       break;
-    case static_cast<int>(Act::Sigmoid):
-#pragma unroll
-      for (int i = 0; i < N; ++i) v[i] = sigmoid_fast<kOneSfu>(v[i]);
-      break;
+    case static_cast<int>(Act::Sigmoid): each(v, [](float x) { return sigmoid_fast<kOneSfu>(x); }); break;
     case static_cast<int>(Act::Hardsigmoid):
-#pragma unroll
-      for (int i = 0; i < N; ++i) v[i] = fminf(fmaxf(v[i] + 3.f, 0.f), 6.f) * (1.f / 6.f);
+      each(v, [](float x) { return fminf(fmaxf(x + 3.f, 0.f), 6.f) * (1.f / 6.f); });
       break;
-    default:
-      break;
+    default: break;
   }
 }
 
