@@ -8,7 +8,7 @@ from torch import nn
 
 from .._common import tap_major
 from ..backends import BACKENDS, resolve
-from ..ops.mbconv import cpu_path, cpu_plan, mbconv, pack_cpu, run_packed
+from ..ops.mbconv import block_plan, cpu_path, mbconv, pack_cpu, run_packed
 
 _ACT_MODULES = {
     "relu": lambda: nn.ReLU(inplace=True),
@@ -154,7 +154,8 @@ class MBConvFolding:
     """For the layers that run ops.mbconv (MBConv, and InvertedResidual wrapping an MBConv): on the cpu backend
     the fold also carries the two 1x1 weights packed once for the block kernels (ops.mbconv.pack_cpu), and the
     layer keeps the path ("fused" / "unfused") the block took per (input shape, thread count) in `cpu_paths`,
-    shown in its repr, and mbconv's checks once per input shape (ops.mbconv.cpu_plan) in `_cpu_plans`.
+    shown in its repr and derived from `_cpu_plans`: mbconv's checks and that path, once per input shape
+    (ops.mbconv.block_plan).
     _prepare appends that packed pair (None off the cpu backend) to the 10-tuple
     (ew, eb, dw, db, w1, b1, w2, b2, pw, pb)."""
 
@@ -172,12 +173,15 @@ class MBConvFolding:
         key = (*x.shape, x.dtype, x.device, threads)
         plan = self._cpu_plans.get(key)
         if plan is None:
-            plan = cpu_plan(x, ew, eb, dw, db, stride, padding, w1, b1, w2, b2, pw, pb, residual, activation,
-                            se_activation, se_gate)
-            path = self.cpu_paths[key[:4] + (threads,)] = cpu_path(x.shape, dw.shape[0], dw.shape[-1], stride,
-                                                                   ew is not None)
-            plan = self._cpu_plans[key] = (*plan[:-1], path)
+            path = cpu_path(x.shape, dw.shape[0], dw.shape[-1], stride, ew is not None)
+            plan = self._cpu_plans[key] = block_plan(x, ew, eb, dw, db, stride, padding, w1, b1, w2, b2, pw, pb,
+                                                     residual, activation, se_activation, se_gate, path)
         return run_packed(x, packed, eb, dw, db, stride, w1, b1, w2, b2, pb, residual, plan)
+
+    @property
+    def cpu_paths(self) -> dict:
+        """The path each input shape took: (N, C, H, W, threads) -> "fused" / "unfused" (from the plans)."""
+        return {(*k[:4], k[-1]): plan[-1] for k, plan in self._cpu_plans.items()}
 
     def paths_repr(self) -> str:
         """cpu_paths as "N x C x H x W @ T threads: path" entries ("" when the cpu block has not run)."""

@@ -82,7 +82,6 @@ class InvertedResidual(MBConvFolding, FoldedModule):
         object.__setattr__(self, "_source", source)  # not a child: keeps state_dict keys unchanged
         self.spec = spec
         self.source_class = f"{type(source).__module__}.{type(source).__qualname__}"
-        self.cpu_paths: dict = {}
         self._cpu_plans: dict = {}  # MBConvFolding._run_mbconv
         self.train(source.training)
 

@@ -277,7 +277,6 @@ class MBConv(MBConvFolding, _ResidualBlock):
         layers.append(PointwiseConvBNAct(expanded, out_channels, activation="none", **bn))
         self.block = nn.Sequential(*layers)
         self.stochastic_depth = StochasticDepth(stochastic_depth_prob)
-        self.cpu_paths: dict = {}
         self._cpu_plans: dict = {}  # MBConvFolding._run_mbconv
 
     def _fold(self):

@@ -145,9 +145,9 @@ def cpu_path(x_shape, c_exp: int, kernel: int, stride: int, has_expand: bool) ->
     return torch.ops.effkernels.mbconv_path(n, c_in, h, w, c_exp, kernel, stride, has_expand)
 
 
-def cpu_plan(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
-             residual, activation="silu", se_activation="silu", se_gate="sigmoid", path="auto") -> tuple:
-    """mbconv's argument checks; returns the non-tensor arguments of the cpu block on packed weights,
+def block_plan(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
+               residual, activation="silu", se_activation="silu", se_gate="sigmoid", path="auto") -> tuple:
+    """mbconv's argument checks (every backend); returns the non-tensor arguments of the block op,
     (pad_top, pad_left, out_h, out_w, act, se_act, se_gate, path) as codes. They depend on the inputs' shapes,
     dtype and device only, so a layer checks once per input shape and reuses them (MBConvFolding: checking on every
     call cost ~2 ms of a ~40 ms converted B0 forward at batch 1, 1 thread)."""
@@ -158,7 +158,7 @@ def cpu_plan(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, s
 
 
 def run_packed(x, packed, expand_b, dw_w, dw_b, stride, se_w1, se_b1, se_w2, se_b2, proj_b, residual, plan):
-    """torch.ops.effkernels.mbconv_packed with `plan` from cpu_plan on inputs of x's shape, dtype and device (the
+    """torch.ops.effkernels.mbconv_packed with `plan` from block_plan on inputs of x's shape, dtype and device (the
     C++ op checks again every tensor it reads, so a stale plan fails there with the argument named)."""
     check_inference("mbconv", x)
     pad_top, pad_left, out_h, out_w, act, se_act, se_gate, path = plan
@@ -179,7 +179,7 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
     packed: pack_cpu(expand_w, proj_w), made once, read by the cpu backend (other backends ignore it); path:
     the cpu block's path with `packed`, "auto" (cpu_path's choice), "fused" (needs expand_w) or "unfused".
     """
-    plan = cpu_plan(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
+    plan = block_plan(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
                     residual, activation, se_activation, se_gate, path)
     pad_top, pad_left, out_h, out_w, act, se_act, se_gate_code, _ = plan
     be = resolve(backend, x.device)
