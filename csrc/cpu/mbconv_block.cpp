@@ -75,7 +75,7 @@ void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, con
               (Vec::loadu(panel + k * kNR + j) * Vec(s[k])).store(scaled.data() + k * kNR + j);
           panel = scaled.data();
         }
-        rows_x_panel(a, K, rows, K, panel, bias_pad.data() + p * kNR, [&](int64_t i, int j, Vec v) {
+        rows_x_panel(a, K, rows, K, panel, bias_pad.data() + p * kNR, [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE {
           const int64_t c = p * kNR + j * kVec;
           if (c >= c_out) return;
           const int nc = static_cast<int>(std::min<int64_t>(kVec, c_out - c));
@@ -151,7 +151,7 @@ void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* e
           for (int64_t p = 0; p < np; ++p) {
             float* dst = buf + (2 * p * Wp + g.pad_l) * kVec;
             rows_x_panel(a, g.Cin, g.W, g.Cin, ewp + (p0 + p) * g.Cin * kNR, ebias + (p0 + p) * kNR,
-                         [&](int64_t i, int j, Vec v) { act_vec(v, act).store(dst + (j * Wp + i) * kVec); });
+                         [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE { act_vec(v, act).store(dst + (j * Wp + i) * kVec); });
           }
         });
         T* orow = d + (n * g.OH + oh) * g.OW * g.C;
