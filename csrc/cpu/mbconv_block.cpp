@@ -22,6 +22,7 @@
 #include "../dwconv_bn_act.h"
 #include "../mbconv.h"
 #include "../op_handle.h"
+#include "../se_excite.h"
 #include "../static_switch.h"
 #include "dw_pixels.h"
 #include "gemm.h"
@@ -284,8 +285,6 @@ Tensor block(const Tensor& x_in, const OptT& ewp, const OptT& eb, const Tensor& 
              bool residual, int64_t activation, int64_t se_activation, int64_t se_gate, Path path) {
   static const auto dwconv = op_handle<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t,
                                                                   int64_t, int64_t, int64_t, int64_t, bool)>("effkernels::dwconv_bn_act");
-  static const auto excite = op_handle<Tensor(const Tensor&, double, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                                              int64_t, int64_t)>("effkernels::se_excite");
   check_cpu_capability();
   const bool se = se_w1.has_value();
   const int act = static_cast<int>(activation);
@@ -294,8 +293,8 @@ Tensor block(const Tensor& x_in, const OptT& ewp, const OptT& eb, const Tensor& 
   const Tensor x = x_in.contiguous(at::MemoryFormat::ChannelsLast);
   auto tail = [&](const Tensor& xs, const Tensor& d, const Tensor& sums) {
     OptT scale;
-    if (se) scale = excite.call(sums, 1.0 / static_cast<double>(out_h * out_w), *se_w1, *se_b1, *se_w2, *se_b2,
-                                se_activation, se_gate);
+    if (se) scale = se_excite_unchecked(sums, 1.0 / static_cast<double>(out_h * out_w), *se_w1, *se_b1, *se_w2, *se_b2,
+                                        se_activation, se_gate);
     return pointwise(d, pwp, pb, static_cast<int>(Act::None), scale, residual ? &xs : nullptr);
   };
   if (path == Path::Fused) {
