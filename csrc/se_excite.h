@@ -1,4 +1,4 @@
-// se_excite's argument checks, shared by its CPU and CUDA host code.
+// se_excite's argument checks, shared by its CPU and CUDA host code; the CPU MLP without them.
 #pragma once
 
 #include "common.h"
@@ -20,5 +20,11 @@ inline void check_se_excite_args(const at::Tensor& sums, const at::Tensor& w1, c
   check_act_code(activation, "activation");
   check_act_code(gate, "gate");
 }
+
+namespace cpu {
+// The CPU kernel behind the op, for callers that have checked the same arguments (the CPU MBConv block).
+at::Tensor se_excite_unchecked(const at::Tensor& sums, double inv_hw, const at::Tensor& w1, const at::Tensor& b1,
+                               const at::Tensor& w2, const at::Tensor& b2, int64_t activation, int64_t gate);
+}  // namespace cpu
 
 }  // namespace effkernels

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from effkernels import scaling
-from effkernels._common import ACTIVATIONS
+from effkernels._common import ACTIVATIONS, tap_major
 from helpers import assert_close_to_ref, backend_unavailable
 
 pytestmark = [pytest.mark.cpu, pytest.mark.skipif(backend_unavailable("cpu") is not None,
@@ -77,9 +77,9 @@ def _poison_heap(nbytes, dtype):
 
 
 def _run(cls, h, w, n, dtype, channels_last, se, path, threads, act="hardswish", se_act="relu", gate="hardsigmoid",
-         seed=0):
+         seed=0, c_in=None, dw_layout=lambda dw: dw):
     expand, k, stride, residual = cls
-    c_in = 11 if expand == 6 else 20  # C_exp 66 / 20: not multiples of 16 (nor of 8 for 66)
+    c_in = c_in or (11 if expand == 6 else 20)  # C_exp 66 / 20: not multiples of 16 (nor of 8 for 66)
     c_exp, c_out = c_in * expand, (c_in if residual else 13)
     gen = torch.Generator().manual_seed(seed)
     p = _params(c_in, c_exp, c_out, k, se, dtype, gen)
@@ -89,7 +89,7 @@ def _run(cls, h, w, n, dtype, channels_last, se, path, threads, act="hardswish",
     top, bottom, oh = _same_pads(h, k, stride)
     left, right, ow = _same_pads(w, k, stride)
     pack = ops.pack_pointwise_weight
-    args = (x, None if p["ew"] is None else pack(p["ew"]), p["eb"], p["dw"], p["db"], stride, top, left, oh, ow,
+    args = (x, None if p["ew"] is None else pack(p["ew"]), p["eb"], dw_layout(p["dw"]), p["db"], stride, top, left, oh, ow,
             p["w1"], p["b1"], p["w2"], p["b2"], pack(p["pw"]), p["pb"], residual, ACTIVATIONS[act],
             ACTIVATIONS[se_act], ACTIVATIONS[gate])
     before = torch.get_num_threads()
@@ -129,6 +129,20 @@ def test_fused_sizes(cls, h, w):
         out, ref = _run(cls, h, w, 1, torch.float32, True, True, "fused", threads, act="silu", se_act="silu",
                         gate="sigmoid")
         assert_close_to_ref(out, ref, torch.float32)
+
+
+@pytest.mark.parametrize("cls", [c for c in CLASSES if c[0] == 6], ids=lambda c: f"k{c[1]}s{c[2]}")
+@pytest.mark.parametrize("path", ["fused", "unfused"])
+@pytest.mark.parametrize("c_in", [8, 11])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_tap_major_depthwise_weight(cls, path, c_in, dtype):
+    """The depthwise weight as the cpu layers pass it (tap_major: [k, k, C] storage), and a sliced one (no dense
+    storage at all): the fused path reads an fp32 tap-major weight in place when C_exp is a multiple of the vector
+    width (c_in 8: C_exp 48), and packs every other (c_in 11: C_exp 66; bf16); all give the oracle's result."""
+    for layout in (tap_major, lambda dw: torch.stack([dw, dw * 0], -1)[..., 0]):
+        out, ref = _run(cls, 9, 7, 1, dtype, True, True, path, 1, act="silu", se_act="silu", gate="sigmoid",
+                        c_in=c_in, dw_layout=layout)
+        assert_close_to_ref(out, ref, dtype)
 
 
 def test_auto_and_plain_weights_match_forced_paths():

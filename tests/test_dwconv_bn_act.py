@@ -151,7 +151,7 @@ def test_cxx_error_messages(device, request):
         ops.dwconv_bn_act(x, w, b, 1, 1, 1, 0, 9, silu, False)
 
 
-# The layers pass the depthwise weight tap-major on "triton" and "cuda" (nn/_base.py _prepare): the
+# The layers pass the depthwise weight tap-major on "triton", "cuda" and "cpu" (nn/_base.py _prepare): the
 # kernels read it through its strides. Cases: C off the vector width, the CUDA kernel's strips and row
 # chunks, k = 7 at stride 2, C above every channel slice, k = 1.
 TAP_MAJOR_CASES = [0, 2, 9, 11, 15, 25, 26]

@@ -112,11 +112,12 @@ class FoldedModule(nn.Module):
         return None
 
     def _prepare(self, folded: tuple, backend: str) -> tuple:
-        """The fold laid out for the resolved backend's kernels, made here once per fold: on "triton" and
-        "cuda" the depthwise weight tap-major ([k, k, C] storage, same shape: their kernels load each tap's
-        channels as vectors); layers whose cpu kernels take packed weights extend this."""
+        """The fold laid out for the resolved backend's kernels, made here once per fold: on "triton", "cuda"
+        and "cpu" the depthwise weight tap-major ([k, k, C] storage, same shape: their kernels load each tap's
+        channels as vectors; the cpu block reads an fp32 one in place instead of repacking it per call);
+        layers whose cpu kernels take packed weights extend this."""
         i = self._depthwise_index()
-        if i is None or backend not in ("triton", "cuda"):
+        if i is None or backend not in ("triton", "cuda", "cpu"):
             return folded
         return folded[:i] + (tap_major(folded[i]),) + folded[i + 1:]
 
