@@ -236,16 +236,19 @@ def gpu_like(monkeypatch, table_dir):
 
 
 def test_heuristic_follows_the_floors(gpu_like):
-    """Without a table (floors over mf.ACHIEVED): fused at stride 2 with k 3 (SiLU's 2 MUFU ops on 9 taps per
-    output against 4 * 4 + 2 bytes per output saved, where the unfused kernels reach ~40% of their floor) and
-    with an activation without MUFU ops; unfused where SiLU's taps dominate (stride 1, and k 5); blocks
-    without expand or beyond the depthwise limits: unfused."""
+    """Without a table (floors over mf.ACHIEVED): fused at stride 2 (bf16 SiLU's one MUFU op on k^2 taps per
+    output against 4 * stride^2 + 2 bytes per output saved, where the unfused kernels reach ~40% of their
+    floor) and at k 3 stride 1 (a near tie on wide maps); unfused where the k^2 recomputed taps dominate
+    (k 5 stride 1 on small maps) and, for the same k 3 block, in fp32 (tf32x3 MMAs, the 2-MUFU SiLU);
+    blocks without expand or beyond the depthwise limits: unfused."""
     bf16 = torch.bfloat16
     assert mf.mbconv_path(bf16, 128, 16, 96, 112, 112, 3, 2) == "fused"            # B0 stage 2
     assert mf.mbconv_path(bf16, 128, 40, 240, 28, 28, 3, 2) == "fused"             # B0 stage 4
-    assert mf.mbconv_path(bf16, 128, 24, 144, 56, 56, 3, 1) == "unfused"           # B0 stage 2, 2nd block
-    assert mf.mbconv_path(bf16, 128, 24, 144, 56, 56, 5, 2) == "unfused"           # B0 stage 3
-    assert mf.mbconv_path(bf16, 128, 24, 144, 56, 56, 3, 1, "relu") == "fused"     # no MUFU per tap
+    assert mf.mbconv_path(bf16, 128, 24, 144, 56, 56, 3, 1) == "fused"             # B0 stage 2, 2nd block
+    assert mf.mbconv_path(bf16, 128, 24, 144, 56, 56, 5, 2) == "fused"             # B0 stage 3
+    assert mf.mbconv_path(bf16, 128, 80, 480, 14, 14, 5, 1) == "unfused"           # B0 stage 5
+    assert mf.mbconv_path(bf16, 128, 80, 480, 14, 14, 3, 1) == "fused"             # B0 stage 4, 2nd block
+    assert mf.mbconv_path(torch.float32, 128, 80, 480, 14, 14, 3, 1) == "unfused"  # tf32x3, 2-MUFU SiLU
     assert mf.mbconv_path(bf16, 128, 16, None, 112, 112, 3, 1) == "unfused"        # expand ratio 1
     assert mf.mbconv_path(bf16, 128, 16, 96, 112, 112, 9, 1, "relu") == "unfused"  # k 9: the dw op refuses it
     assert mf.TABLE.pick(mf._key(bf16, 128, 16, 96, 112, 112, 3, 2, 3, True), "cuda") is mf.FUSED_CONFIGS[3]
@@ -253,6 +256,20 @@ def test_heuristic_follows_the_floors(gpu_like):
     key = mf._key(torch.float32, 128, 16, 96, 112, 112, 3, 2, 3, True)
     assert all(mf.is_unfused(c) or mf.fits(c, "fp32") for c in mf.TABLE.candidates(key))
     assert mf.fits(mf.TABLE.pick(key, "cuda"), "fp32") and not mf.is_unfused(mf.TABLE.pick(key, "cuda"))
+
+
+def test_silu_costs_one_mufu_op_in_16_bit():
+    """The cost model counts the SiLU each output dtype runs: fp16/bf16 outputs take the one-MUFU form
+    (tanh.approx), fp32 the exp2 + reciprocal form; activations without MUFU ops cost the same in both."""
+    n, c_in, c_exp, h, w, k, s = 8, 24, 144, 56, 56, 3, 1
+    outputs = n * h * w * c_exp  # expanded elements = depthwise outputs at stride 1
+    for dtype_bytes, silu_mufu in ((2, 1), (4, 2)):
+        silu = mf.path_costs(n, c_in, c_exp, h, w, k, s, "silu", dtype_bytes)
+        # fused: each output activates its k^2 recomputed taps and itself; unfused: expand and depthwise once each
+        assert silu["fused"][0]["mufu"] == outputs * (k * k + 1) * silu_mufu
+        assert [kc["mufu"] for kc in silu["unfused"]] == [outputs * silu_mufu] * 2
+        relu = mf.path_costs(n, c_in, c_exp, h, w, k, s, "relu", dtype_bytes)
+        assert all(kc["mufu"] == 0 for kc in relu["fused"] + relu["unfused"])
 
 
 def test_the_table_decides(gpu_like):
@@ -321,6 +338,6 @@ def test_cost_counts():
     assert c["fused"][0]["bytes"] == x + h2
     assert [kc["bytes"] for kc in c["unfused"]] == [x + h1, h1 + h2]
     assert c["fused"][0]["mma_flops"] == 2.25 * c["unfused"][0]["mma_flops"]
-    assert c["fused"][0]["mufu"] == 2 * 10 * 128 * 56 * 56 * 96  # SiLU: 9 taps + the depthwise output
+    assert c["fused"][0]["mufu"] == 10 * 128 * 56 * 56 * 96  # bf16 SiLU, one MUFU op: 9 taps + the depthwise output
     assert [mf.expand_recompute(112, 112, k, s) for k, s in ((3, 1), (5, 1), (3, 2), (5, 2))] == [9, 25, 2.25, 6.25]
     assert mf.expand_recompute(7, 7, 3, 2) == 9 * 16 / 49  # odd sizes: 4 x 4 outputs

@@ -18,7 +18,7 @@ namespace effkernels::cpu {
 // one advancing pointer, each loaded once and fed to every (i, kw) tap that reads it; weights and
 // accumulators stay in registers.
 template <typename T, int K, int S, int P>
-inline void pixels(const float* const* rows, int64_t cs, const float* wc, int64_t Cp, const float* bc, T* out_c,
+EFFK_INLINE void pixels(const float* const* rows, int64_t cs, const float* wc, int64_t Cp, const float* bc, T* out_c,
                    int64_t C, float* part_c, int nc, int act) {
   // R independent partial sums per column (kernel row kh feeds acc[kh % R]): with few columns a group
   // is a chain of k*k dependent FMAs, latency-bound; R*P >= 8 chains keep both FMA pipes busy.

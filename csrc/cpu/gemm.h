@@ -31,7 +31,7 @@ inline float to_f(T v) {
 
 // acc[i][j] += sum_k a[i * lda + k] * bp[k * kNR + j * kVec + lane], for MR rows.
 template <int MR, typename T>
-inline void tile(const T* __restrict a, int64_t lda, int64_t K, const float* __restrict bp, Vec (&acc)[MR][2]) {
+EFFK_INLINE void tile(const T* __restrict a, int64_t lda, int64_t K, const float* __restrict bp, Vec (&acc)[MR][2]) {
   for (int64_t k = 0; k < K; ++k, bp += kNR) {
     const Vec b0 = Vec::loadu(bp), b1 = Vec::loadu(bp + kVec);
 #pragma GCC unroll 12
@@ -45,7 +45,7 @@ inline void tile(const T* __restrict a, int64_t lda, int64_t K, const float* __r
 
 // Calls f(std::integral_constant<int, mr>) for a runtime mr in [MR, kMR].
 template <int MR = 1, typename F>
-inline void with_mr(int mr, const F& f) {
+EFFK_INLINE void with_mr(int mr, const F& f) {
   if constexpr (MR <= kMR) {
     if (mr == MR) return f(std::integral_constant<int, MR>{});
     with_mr<MR + 1>(mr, f);
@@ -56,7 +56,7 @@ inline void with_mr(int mr, const F& f) {
 // `bias` (kNR fp32 values for this panel): store(i, j, v) receives the accumulated tile with the bias
 // added, row i of the M, vector j (0/1) of the panel.
 template <typename T, typename Store>
-inline void rows_x_panel(const T* a, int64_t lda, int64_t M, int64_t K, const float* bp, const float* bias,
+EFFK_INLINE void rows_x_panel(const T* a, int64_t lda, int64_t M, int64_t K, const float* bp, const float* bias,
                          const Store& store) {
   const Vec bias0 = Vec::loadu(bias), bias1 = Vec::loadu(bias + kVec);
   for (int64_t m = 0, mr; m < M; m += mr) {
@@ -64,7 +64,7 @@ inline void rows_x_panel(const T* a, int64_t lda, int64_t M, int64_t K, const fl
     // last kMR + 1..3 rows go as two tiles of about half (7 rows as 4 + 3, not 6 + 1).
     mr = std::min<int64_t>(kMR, M - m);
     if (M - m > kMR && M - m < kMR + 4) mr = (M - m + 1) / 2;
-    with_mr(static_cast<int>(mr), [&](auto mrc) {
+    with_mr(static_cast<int>(mr), [&](auto mrc) EFFK_LAMBDA_INLINE {
       constexpr int MR = decltype(mrc)::value;
       Vec acc[MR][2];
 #pragma GCC unroll 12

@@ -82,7 +82,7 @@ void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, con
               (Vec::loadu(panel + k * kNR + j) * Vec(s[k])).store(scaled.data() + k * kNR + j);
           panel = scaled.data();
         }
-        rows_x_panel(a, K, rows, K, panel, bias_pad.data() + p * kNR, [&](int64_t i, int j, Vec v) {
+        rows_x_panel(a, K, rows, K, panel, bias_pad.data() + p * kNR, [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE {
           const int64_t c = p * kNR + j * kVec;
           if (c >= c_out) return;
           const int nc = static_cast<int>(std::min<int64_t>(kVec, c_out - c));
@@ -132,7 +132,8 @@ FusedPlan fused_plan(int64_t N, int64_t C, int64_t H, int64_t OH, int64_t Wp, in
   const int64_t want_bands = std::clamp<int64_t>((want + N * chunks - 1) / (N * chunks), 1, OH);
   const int64_t rows = (OH + want_bands - 1) / want_bands;
   const int64_t band_in = std::min(H, (rows - 1) * S + K);
-  return {cc, chunks, (OH + rows - 1) / rows, rows, band_in * cc * Wp * int64_t{sizeof(float)} <= kBandBytes ? band_in : 0};
+  const bool whole = band_in * cc * Wp * int64_t{sizeof(float)} <= kBandBytes;
+  return {cc, chunks, (OH + rows - 1) / rows, rows, whole ? band_in : 0};
 }
 
 // x NHWC [N, H, W, Cin]; ewp packed expand weights with ebias (fp32, panels_of(C) * kNR); wpk/bpk the
@@ -164,7 +165,9 @@ void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* e
         for (int64_t p = 0; p < np; ++p) {
           float* dst = buf + 2 * p * Wp * kVec;
           rows_x_panel(a, g.Cin, nrows * g.W, g.Cin, ewp + (p0 + p) * g.Cin * kNR, ebias + (p0 + p) * kNR,
-                       [&](int64_t i, int j, Vec v) { act_vec(v, act).store(dst + at_row[i] + j * Wp * kVec); });
+                       [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE {
+                         act_vec(v, act).store(dst + at_row[i] + j * Wp * kVec);
+                       });
         }
       };
       const int64_t ih0 = std::max<int64_t>(0, oh0 * S - g.pad_t);

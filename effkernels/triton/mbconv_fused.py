@@ -30,11 +30,12 @@ Recomputed expand. Triton cannot shift a register tile by one pixel, so each out
 the expand of its k^2 taps: the expand's tensor-core FLOPs and its activations grow from
 N*H*W*C_exp elements to N*OH*OW*k^2*C_exp, a factor k^2*OH*OW / (H*W) ~ k^2 / stride^2 (9 at k3 s1,
 25 at k5 s1, 2.25 at k3 s2, 6.25 at k5 s2); `path_costs` counts them per path. The FLOPs are cheap
-(K = C_in is small); the activations are not: SiLU is 2 MUFU ops, and an H200's MUFU rate (~4.2e12/s)
-is about its copy bandwidth in bytes/s, so per output element the fused kernel spends 2 k^2 MUFU ops
-where the unfused path moves ~4 stride^2 + 2 bytes (bf16). By those floors the fused path wins at
-stride 2 with k 3 (a tie in bf16, where the unfused kernels reach ~40% of their floor today) and
-with the MUFU-free activations, and loses at stride 1 with SiLU; measured times decide (below).
+(K = C_in is small); the activations are not: SiLU is 2 MUFU ops in fp32 and 1 in fp16/bf16
+(activation's FAST form), and an H200's MUFU rate (~4.2e12/s) is about its copy bandwidth in bytes/s,
+so per output element the fused kernel spends k^2 MUFU ops (bf16) where the unfused path moves
+~4 stride^2 + 2 bytes. By those floors (`path_costs`, `estimate_us`, over `ACHIEVED`) the bf16 fused
+path wins at stride 2 and (narrowly) at k 3 stride 1, and loses at k 5 stride 1, where the recomputed
+taps' instructions dominate; fp32 (2-MUFU SiLU, tf32x3 MMAs) fuses less; measured times decide (below).
 
 Path choice. `TABLE` is a KernelConfigs whose candidates are the fused tiles plus `UNFUSED`, so the
 tuner (`python -m effkernels.tune`, timing every candidate of the launcher `expand_dw_se` by device
@@ -103,11 +104,11 @@ H200 = dict(bytes_per_s=4.2e12, mufu_per_s=4.2e12, instructions_per_s=1.05e12 * 
 # kernels' is measured (README, H200 2026-11-28: the Triton depthwise kernel at 39-45% of copy bandwidth on
 # the heaviest layers); the fused kernel's is a guess for a MUFU-bound kernel.
 ACHIEVED = {"fused": 0.8, "unfused": 0.4}
-# Per activated element: (MUFU ops, other SASS instructions) of triton._common.activation on sm_90; SiLU's
-# fast division keeps a range check (FSETP, FMUL, FSEL) next to EX2 and RCP. That is the fp32 form: fp16/bf16
-# outputs take the one-MUFU SiLU (activation's FAST: 1 MUFU, 2 others), which this model does not count yet;
-# with it the bf16 picks at stride 1 (k 3) and k 5 stride 2 would turn fused by 2-14%, for the tuner to settle.
+# Per activated element: (MUFU ops, other SASS instructions) of triton._common.activation on sm_90, by the
+# kernels' output width. fp32: SiLU's fast division keeps a range check (FSETP, FMUL, FSEL) next to EX2 and
+# RCP. fp16/bf16 outputs take the one-MUFU SiLU (activation's FAST: FMUL, MUFU.TANH, FFMA).
 _ACT_COST = {"none": (0, 0), "relu": (0, 1), "relu6": (0, 2), "silu": (2, 7), "hardswish": (0, 5)}
+_ACT_COST_16BIT = {**_ACT_COST, "silu": (1, 2)}
 # Per tap and element of the fused kernel besides the activation: bias add, mask select, depthwise FMA, and
 # the tap's addressing, loads and conversions (sm_90 SASS of the bf16 64 x 64 tile: 527 instructions per tap
 # for 32 elements a thread, 16.5 each, 9 of them SiLU's).
@@ -134,7 +135,7 @@ def path_costs(n: int, c_in: int, c_exp: int, h: int, w: int, k: int, stride: in
     the expand's 2 * N * H * W * C_in * C_exp."""
     out_h = -(-h // stride) if out_h is None else out_h
     out_w = -(-w // stride) if out_w is None else out_w
-    mufu, alu = _ACT_COST[activation]
+    mufu, alu = (_ACT_COST_16BIT if dtype_bytes == 2 else _ACT_COST)[activation]
     taps = k * k
     e_in = n * h * w * c_exp            # expanded elements
     e_out = n * out_h * out_w * c_exp   # depthwise outputs
