@@ -121,10 +121,11 @@ def test_block_classes(cls, path, dtype, channels_last, n, se, threads):
 
 
 @pytest.mark.parametrize("cls", [c for c in CLASSES if c[0] == 6], ids=lambda c: f"k{c[1]}s{c[2]}")
-@pytest.mark.parametrize("h,w", [(10, 12), (13, 5), (1, 1), (2, 3), (30, 17)])
+@pytest.mark.parametrize("h,w", [(10, 12), (13, 5), (1, 1), (2, 3), (30, 17), (40, 130)])
 def test_fused_sizes(cls, h, w):
     """Even sizes (asymmetric SAME pads at stride 2), images smaller than the kernel, and a size with several
-    row bands per task split."""
+    row bands per task split. A task expands its band's input rows in one GEMM when they fit kBandBytes, else
+    row by row through a ring: 40x130 takes the ring at 1 thread (bands of 20 output rows), the one GEMM at 3."""
     for threads in (1, 3):
         out, ref = _run(cls, h, w, 1, torch.float32, True, True, "fused", threads, act="silu", se_act="silu",
                         gate="sigmoid")

@@ -59,8 +59,12 @@ template <typename T, typename Store>
 EFFK_INLINE void rows_x_panel(const T* a, int64_t lda, int64_t M, int64_t K, const float* bp, const float* bias,
                          const Store& store) {
   const Vec bias0 = Vec::loadu(bias), bias1 = Vec::loadu(bias + kVec);
-  for (int64_t m = 0; m < M; m += kMR) {
-    with_mr(static_cast<int>(std::min<int64_t>(kMR, M - m)), [&](auto mrc) EFFK_LAMBDA_INLINE {
+  for (int64_t m = 0, mr; m < M; m += mr) {
+    // A tile of 1-3 rows is 2-6 chains of dependent FMAs, latency-bound (8 keep both FMA pipes busy): the
+    // last kMR + 1..3 rows go as two tiles of about half (7 rows as 4 + 3, not 6 + 1).
+    mr = std::min<int64_t>(kMR, M - m);
+    if (M - m > kMR && M - m < kMR + 4) mr = (M - m + 1) / 2;
+    with_mr(static_cast<int>(mr), [&](auto mrc) EFFK_LAMBDA_INLINE {
       constexpr int MR = decltype(mrc)::value;
       Vec acc[MR][2];
 #pragma GCC unroll 12

@@ -1,9 +1,11 @@
 // The MBConv block on the CPU (NHWC, BN folded), with the 1x1 convs on weights packed once (gemm.h).
 // Two paths for the expand + depthwise part:
 //   fused    per task (sample, chunk of expanded channels, band of output rows): the expand GEMM of
-//            each input row the band reads, + bias + activation, goes into a ring of K rows of fp32
-//            (L1/L2-resident, padding columns zero), and the depthwise conv + bias + activation + SE
-//            partial sums run from that ring (dw_pixels.h). The expanded tensor never exists in memory;
+//            the input rows the band reads, + bias + activation, goes into fp32 row buffers (L2-resident,
+//            padding columns zero), and the depthwise conv + bias + activation + SE partial sums run from
+//            them (dw_pixels.h). Small images (the band's rows fit kBandBytes: B0 at 1 thread, 28 px and below)
+//            expand all those rows in one GEMM, M = rows x W; larger ones one row at a time into a ring
+//            of K rows (M = W, enough rows per GEMM there). The expanded tensor never exists in memory;
 //            band edges recompute K - S rows of the expand (tasks split channels first, which costs
 //            nothing extra, and rows only when there are too few channel chunks for the threads).
 //   unfused  the expand GEMM writes the expanded tensor, then the depthwise kernel (dwconv_bn_act) reads
@@ -37,6 +39,9 @@ using OptT = std::optional<Tensor>;
 constexpr int64_t kGemmABytes = 128 << 10;
 // Fused path: bytes of the ring of K expanded rows per task (fp32), an L2-resident working set.
 constexpr int64_t kRingBytes = 128 << 10;
+// Fused path: a task whose band's expanded input rows fit this many bytes (fp32) expands them all in one
+// GEMM (M = rows x W) instead of row by row through the ring (M = W: at W = 7 a 4 + 3-row tile pair per row).
+constexpr int64_t kBandBytes = 256 << 10;
 // Unfused path: bytes of expanded activations per batch chunk (kept in the last-level cache). Measured on a
 // 2-core Zen 5 (1 MiB L2 per core, 32 MiB L3), B0 batch 8, fp32: 2-8 MiB chunks 36 ms, one sample per
 // chunk 48 ms, the whole batch at once 63 ms (min of 18 runs each).
@@ -51,8 +56,10 @@ template <typename T>
 void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, const T* bias, int64_t c_out,
                const float* scale, T* out, const T* R, int act) {
   const int64_t P = panels_of(c_out);
-  const int64_t mc = std::max<int64_t>(kMR, kGemmABytes / (K * int64_t{sizeof(T)}) / kMR * kMR);
-  const int64_t mblocks = (M + mc - 1) / mc, rb = N * mblocks;
+  const int64_t mc_max = std::max<int64_t>(kMR, kGemmABytes / (K * int64_t{sizeof(T)}) / kMR * kMR);
+  const int64_t mblocks = (M + mc_max - 1) / mc_max, rb = N * mblocks;
+  // Blocks as even as possible (49 rows in 18 + 18 + 13, not 24 + 24 + 1: a 1-row block is latency-bound).
+  const int64_t mc = ((M + mblocks - 1) / mblocks + kMR - 1) / kMR * kMR;
   const int64_t want = 4 * at::get_num_threads();
   const int64_t want_groups = std::clamp<int64_t>((want + rb - 1) / rb, 1, P);
   const int64_t per_group = (P + want_groups - 1) / want_groups;
@@ -114,9 +121,10 @@ struct Geom {
 struct FusedPlan {
   int64_t cc;     // expanded channels per chunk, a multiple of kNR
   int64_t chunks, bands, rows;  // rows: output rows per band
+  int64_t band_in;  // input rows a band reads at most; > 0: a task expands them at once (kBandBytes), 0: ring
 };
 
-FusedPlan fused_plan(int64_t N, int64_t C, int64_t OH, int64_t Wp, int64_t K) {
+FusedPlan fused_plan(int64_t N, int64_t C, int64_t H, int64_t OH, int64_t Wp, int64_t K, int64_t S) {
   const int64_t want = 4 * at::get_num_threads();
   const int64_t by_bytes = std::max<int64_t>(kNR, kRingBytes / (K * Wp * int64_t{sizeof(float)}) / kNR * kNR);
   const int64_t want_chunks = (want + N - 1) / N;
@@ -124,7 +132,9 @@ FusedPlan fused_plan(int64_t N, int64_t C, int64_t OH, int64_t Wp, int64_t K) {
   const int64_t chunks = (C + cc - 1) / cc;
   const int64_t want_bands = std::clamp<int64_t>((want + N * chunks - 1) / (N * chunks), 1, OH);
   const int64_t rows = (OH + want_bands - 1) / want_bands;
-  return {cc, chunks, (OH + rows - 1) / rows, rows};
+  const int64_t band_in = std::min(H, (rows - 1) * S + K);
+  const bool whole = band_in * cc * Wp * int64_t{sizeof(float)} <= kBandBytes;
+  return {cc, chunks, (OH + rows - 1) / rows, rows, whole ? band_in : 0};
 }
 
 // x NHWC [N, H, W, Cin]; ewp packed expand weights with ebias (fp32, panels_of(C) * kNR); wpk/bpk the
@@ -134,8 +144,14 @@ void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* e
                      const float* bpk, int64_t Cp, T* d, float* partial, const FusedPlan& plan, int act) {
   const int64_t Wp = std::max(g.W + g.pad_l, (g.OW - 1) * S + K);
   const int64_t slot = plan.cc * Wp;  // floats: cc / kVec channel vectors of Wp columns
+  // Where expanded input row i of a GEMM (input rows of a band, or one row: i < W) goes: row i / W of the
+  // buffer, column i % W; a table so the store does no division.
+  std::vector<int64_t> at_row(std::max<int64_t>(plan.band_in, 1) * g.W);
+  for (int64_t i = 0; i < static_cast<int64_t>(at_row.size()); ++i)
+    at_row[i] = i / g.W * slot + (i % g.W + g.pad_l) * kVec;
   at::parallel_for(0, g.N * plan.chunks * plan.bands, 1, [&](int64_t u0, int64_t u1) {
-    RowRing<K, S> ring(slot);
+    RowRing<K, S> ring(plan.band_in ? 0 : slot);
+    std::vector<float> band_buf(plan.band_in * slot, 0.f);
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t n = u / (plan.chunks * plan.bands), chunk = u / plan.bands % plan.chunks, band = u % plan.bands;
       const int64_t c0 = chunk * plan.cc, cc = std::min(plan.cc, g.C - c0);
@@ -143,18 +159,31 @@ void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* e
       const int64_t oh0 = band * plan.rows, oh1 = std::min(g.OH, oh0 + plan.rows);
       float* part = partial ? partial + u * plan.cc : nullptr;
       if (part) std::fill(part, part + plan.cc, 0.f);
+      // Expands input rows [ih, ih + nrows) into buffer slots of `slot` floats from buf: vector v of column w
+      // at (v * Wp + w) * kVec in its row's slot.
+      auto expand = [&](float* buf, int64_t ih, int64_t nrows) {
+        const T* a = x + (n * g.H + ih) * g.W * g.Cin;
+        for (int64_t p = 0; p < np; ++p) {
+          float* dst = buf + 2 * p * Wp * kVec;
+          rows_x_panel(a, g.Cin, nrows * g.W, g.Cin, ewp + (p0 + p) * g.Cin * kNR, ebias + (p0 + p) * kNR,
+                       [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE {
+                         act_vec(v, act).store(dst + at_row[i] + j * Wp * kVec);
+                       });
+        }
+      };
+      const int64_t ih0 = std::max<int64_t>(0, oh0 * S - g.pad_t);
+      if (plan.band_in) expand(band_buf.data(), ih0, std::min(g.H, (oh1 - 1) * S - g.pad_t + K) - ih0);
       ring.reset();
       for (int64_t oh = oh0; oh < oh1; ++oh) {
         const float* rows[K];
-        // Expands input row ih into a ring slot: vector v of column w at (v * Wp + w) * kVec.
-        ring.rows_for(oh, g.pad_t, g.H, rows, [&](float* buf, int64_t ih) {
-          const T* a = x + (n * g.H + ih) * g.W * g.Cin;
-          for (int64_t p = 0; p < np; ++p) {
-            float* dst = buf + (2 * p * Wp + g.pad_l) * kVec;
-            rows_x_panel(a, g.Cin, g.W, g.Cin, ewp + (p0 + p) * g.Cin * kNR, ebias + (p0 + p) * kNR,
-                         [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE { act_vec(v, act).store(dst + (j * Wp + i) * kVec); });
+        if (plan.band_in) {
+          for (int kh = 0; kh < K; ++kh) {
+            const int64_t ih = oh * S - g.pad_t + kh;
+            rows[kh] = ih >= 0 && ih < g.H ? band_buf.data() + (ih - ih0) * slot : nullptr;
           }
-        });
+        } else {
+          ring.rows_for(oh, g.pad_t, g.H, rows, [&](float* buf, int64_t ih) { expand(buf, ih, 1); });
+        }
         T* orow = d + (n * g.OH + oh) * g.OW * g.C;
         for (int64_t cv = 0; cv < nv; ++cv) {
           const int64_t c = c0 + cv * kVec;
@@ -210,7 +239,7 @@ std::tuple<Tensor, Tensor> expand_dw_fused(const Tensor& x, const Tensor& ewp, c
   std::vector<float> wbuf, bbuf, ebias(panels_of(g.C) * kNR);
   const std::pair<const float*, const float*> dw = dw_tap_major(dw_w, dw_b, Cp, wbuf, bbuf);
   const int64_t Wp = std::max(g.W + pad_l, (OW - 1) * S + K);
-  const FusedPlan plan = fused_plan(g.N, g.C, OH, Wp, K);
+  const FusedPlan plan = fused_plan(g.N, g.C, g.H, OH, Wp, K, S);
   std::vector<float> partial(se ? g.N * plan.chunks * plan.bands * plan.cc : 0);
   EFFK_DISPATCH_FLOAT(x.scalar_type(), "mbconv_fused_cpu", [&] {
     const Tensor ebt = eb.to(x.scalar_type()).contiguous();
