@@ -146,6 +146,47 @@ def test_mbconv_folds_once_and_refolds_on_change(monkeypatch, mode):
         assert len(calls) == 4
 
 
+@pytest.mark.parametrize("backend", ["eager", "cpu"])
+def test_mbconv_refolds_on_replaced_tensors_and_submodules(backend):
+    """Tensors and submodules replaced by assignment (new objects, not in-place edits) are seen too: a new
+    conv weight Parameter, a new BN buffer, a conv bias going from None to a tensor (the SE conv's), a whole
+    new BN module; each forward after a change serves the new weights."""
+    backend = backend_or_skip(backend)
+    tv, ours = mbconv_pair(6, 3, 1, 16, 16, backend)
+    x = torch.randn(2, 16, 8, 8)
+
+    def both(edit):
+        for m in (tv, ours):
+            edit(m)
+        assert_close_to_ref(ours(x), tv.double()(x.double()).float(), torch.float32, what=edit.__doc__)
+
+    with torch.no_grad():
+        ours(x)
+        w = torch.randn_like(tv.block[0][0].weight)
+
+        def new_weight(m):
+            """a new expand conv weight Parameter"""
+            m.block[0][0].weight = nn.Parameter(w.clone(), requires_grad=False)
+
+        def new_buffer(m):
+            """a new depthwise BN running_var"""
+            m.block[1][1].running_var = torch.full_like(m.block[1][1].running_var, 2.5)
+
+        def new_bias(m):
+            """a bias on the depthwise conv, None before"""
+            m.block[1][0].bias = nn.Parameter(torch.linspace(-1, 1, m.block[1][0].out_channels), requires_grad=False)
+
+        def new_bn(m):
+            """a new project BN module"""
+            bn = copy.deepcopy(m.block[3][1])
+            bn.bias.add_(0.5)
+            m.block[3][1] = bn
+
+        for edit in (new_weight, new_buffer, new_bias, new_bn):
+            both(edit)
+            tv.float()
+
+
 def test_mbconv_under_inference_mode():
     """Layers built under torch.inference_mode hold inference tensors (no version counter, so an
     in-place edit leaves no trace): they fold on every call, with a warning, and never serve stale

@@ -47,29 +47,71 @@ constexpr int64_t kBandBytes = 256 << 10;
 // chunk 48 ms, the whole batch at once 63 ms (min of 18 runs each).
 constexpr int64_t kChunkBytes = 4 << 20;
 
+// The largest per-thread sum of cost(u) when at::parallel_for(0, tasks, 1, ...) hands each of the current
+// threads one contiguous run of ceil(tasks / threads) tasks (its OpenMP split).
+template <typename Cost>
+double max_thread_load(int64_t tasks, const Cost& cost) {
+  const int64_t threads = std::min<int64_t>(at::get_num_threads(), tasks), per = (tasks + threads - 1) / threads;
+  double worst = 0;
+  for (int64_t u0 = 0; u0 < tasks; u0 += per) {
+    double load = 0;
+    for (int64_t u = u0; u < std::min(tasks, u0 + per); ++u) load += cost(u);
+    worst = std::max(worst, load);
+  }
+  return worst;
+}
+
+// Fixed cost of a task in multiply-adds (its setup and a tail of short tiles: ~1 us).
+constexpr double kTaskCost = 20000;
+
 // ---- 1x1 conv over NHWC rows --------------------------------------------------------------------------
 
+struct GemmSplit {
+  int64_t mblocks, mc, per_group, groups;  // row blocks of mc rows per sample; panel groups of per_group panels
+};
+
+// Tasks (group of panels, sample, block of rows: consecutive tasks share their panels) for an [N, M] x K GEMM
+// of P panels: at least min_blocks row blocks (A blocks of kGemmABytes), the split whose largest per-thread
+// share of multiply-adds (plus the per-panel SE scaling when `scaled`; max_thread_load) is least. With few row blocks (batch 1 at 7-14 px)
+// the fixed rule "4 tasks a thread" left one of 2 threads with 13 of 21 panel-rows (B0's 7x7 project).
+GemmSplit gemm_split(int64_t N, int64_t M, int64_t K, int64_t P, int64_t min_blocks, bool scaled) {
+  const int64_t T = at::get_num_threads();
+  auto rows_per = [&](int64_t mb) { return ((M + mb - 1) / mb + kMR - 1) / kMR * kMR; };
+  GemmSplit best{(M + rows_per(min_blocks) - 1) / rows_per(min_blocks), rows_per(min_blocks), P, 1};
+  if (T == 1 || N * min_blocks >= 16 * T) return best;  // many row blocks: any split is even enough
+  double best_load = -1;
+  for (int64_t mb = min_blocks; mb <= std::min(2 * min_blocks + T, (M + kMR - 1) / kMR); ++mb) {
+    const int64_t mc = rows_per(mb), blocks = (M + mc - 1) / mc;
+    for (int64_t g = 1; g <= std::min(P, 4 * T); ++g) {
+      const int64_t per = (P + g - 1) / g, groups = (P + per - 1) / per;
+      const double load = max_thread_load(N * blocks * groups, [&](int64_t u) {
+        const int64_t r = u % (N * blocks) % blocks, gi = u / (N * blocks);
+        const double rows = static_cast<double>(std::min(M, (r + 1) * mc) - r * mc);
+        const double panels = static_cast<double>(std::min(P, (gi + 1) * per) - gi * per);
+        return panels * K * kNR * (rows + (scaled ? 1 : 0)) + kTaskCost;
+      });
+      if (best_load < 0 || load < best_load) best_load = load, best = {blocks, mc, per, groups};
+    }
+  }
+  return best;
+}
+
 // out[n, m, :] = act(A[n, m, :] @ (W * scale[n])^T + bias) + R[n, m, :] for A [N, M, K] rows (NHWC pixels),
-// W packed (pack_panels), out and R [N, M, c_out]. Tasks: (sample, block of rows, group of panels);
-// panel groups only when there are too few row blocks for the threads (batch 1 at 7x7).
+// W packed (pack_panels), out and R [N, M, c_out]. Tasks: gemm_split's.
 template <typename T>
 void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, const T* bias, int64_t c_out,
                const float* scale, T* out, const T* R, int act) {
   const int64_t P = panels_of(c_out);
   const int64_t mc_max = std::max<int64_t>(kMR, kGemmABytes / (K * int64_t{sizeof(T)}) / kMR * kMR);
-  const int64_t mblocks = (M + mc_max - 1) / mc_max, rb = N * mblocks;
-  // Blocks as even as possible (49 rows in 18 + 18 + 13, not 24 + 24 + 1: a 1-row block is latency-bound).
-  const int64_t mc = ((M + mblocks - 1) / mblocks + kMR - 1) / kMR * kMR;
-  const int64_t want = 4 * at::get_num_threads();
-  const int64_t want_groups = std::clamp<int64_t>((want + rb - 1) / rb, 1, P);
-  const int64_t per_group = (P + want_groups - 1) / want_groups;
-  const int64_t groups = (P + per_group - 1) / per_group;
+  const GemmSplit split = gemm_split(N, M, K, P, (M + mc_max - 1) / mc_max, scale != nullptr);
+  const int64_t mblocks = split.mblocks, rb = N * mblocks, mc = split.mc, per_group = split.per_group,
+                groups = split.groups;
   std::vector<float> bias_pad(P * kNR);
   for (int64_t p = 0; p < P; ++p) panel_bias(bias, c_out, p, bias_pad.data() + p * kNR);
   at::parallel_for(0, rb * groups, 1, [&](int64_t u0, int64_t u1) {
     std::vector<float> scaled(scale ? K * kNR : 0);
     for (int64_t u = u0; u < u1; ++u) {
-      const int64_t r = u / groups, g = u % groups, n = r / mblocks;
+      const int64_t r = u % rb, g = u / rb, n = r / mblocks;
       const int64_t m0 = (r % mblocks) * mc, rows = std::min(M, m0 + mc) - m0;
       const T* a = A + (n * M + m0) * K;
       T* o = out + (n * M + m0) * c_out;
@@ -124,17 +166,43 @@ struct FusedPlan {
   int64_t band_in;  // input rows a band reads at most; > 0: a task expands them at once (kBandBytes), 0: ring
 };
 
-FusedPlan fused_plan(int64_t N, int64_t C, int64_t H, int64_t OH, int64_t Wp, int64_t K, int64_t S) {
-  const int64_t want = 4 * at::get_num_threads();
+// Tasks (sample, chunk of cc expanded channels, band of output rows) for the fused path. Candidates: every
+// chunk count from the ring's byte bound up by 4 per thread (cc a multiple of kNR) with 1 to 4 per thread
+// bands; the one whose largest per-thread share of multiply-adds (expand of the band's input rows, halo
+// included, + depthwise taps; max_thread_load) is least. A fixed "4 tasks a thread" rule gave 5 uneven chunks
+// of B0's 144 channels to 2 threads (80 vs 64 channel-bands). Many samples: that rule, already even.
+FusedPlan fused_plan(int64_t N, int64_t Cin, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t Wp,
+                     int64_t K, int64_t S) {
+  const int64_t T = at::get_num_threads(), want = 4 * T;
   const int64_t by_bytes = std::max<int64_t>(kNR, kRingBytes / (K * Wp * int64_t{sizeof(float)}) / kNR * kNR);
+  auto make = [&](int64_t cc, int64_t bands) -> FusedPlan {
+    const int64_t rows = (OH + bands - 1) / bands, band_in = std::min(H, (rows - 1) * S + K);
+    const bool whole = band_in * cc * Wp * int64_t{sizeof(float)} <= kBandBytes;
+    return {cc, (C + cc - 1) / cc, (OH + rows - 1) / rows, rows, whole ? band_in : 0};
+  };
   const int64_t want_chunks = (want + N - 1) / N;
-  const int64_t cc = std::clamp<int64_t>(((C + want_chunks - 1) / want_chunks + kNR - 1) / kNR * kNR, kNR, by_bytes);
-  const int64_t chunks = (C + cc - 1) / cc;
-  const int64_t want_bands = std::clamp<int64_t>((want + N * chunks - 1) / (N * chunks), 1, OH);
-  const int64_t rows = (OH + want_bands - 1) / want_bands;
-  const int64_t band_in = std::min(H, (rows - 1) * S + K);
-  const bool whole = band_in * cc * Wp * int64_t{sizeof(float)} <= kBandBytes;
-  return {cc, chunks, (OH + rows - 1) / rows, rows, whole ? band_in : 0};
+  const int64_t cc0 = std::clamp<int64_t>(((C + want_chunks - 1) / want_chunks + kNR - 1) / kNR * kNR, kNR, by_bytes);
+  FusedPlan best = make(cc0, std::clamp<int64_t>((want + N * ((C + cc0 - 1) / cc0) - 1) / (N * ((C + cc0 - 1) / cc0)), 1, OH));
+  const int64_t min_chunks = (C + by_bytes - 1) / by_bytes;
+  if (T == 1 || N * min_chunks >= 4 * want) return best;
+  double best_load = -1;
+  for (int64_t ch = min_chunks, last_cc = 0; ch <= std::min(min_chunks + want, panels_of(C)); ++ch) {
+    const int64_t cc = std::min(by_bytes, ((C + ch - 1) / ch + kNR - 1) / kNR * kNR);
+    if (cc == last_cc) continue;
+    last_cc = cc;
+    for (int64_t b = 1; b <= std::min(OH, want); ++b) {
+      const FusedPlan plan = make(cc, b);
+      const double load = max_thread_load(N * plan.chunks * plan.bands, [&](int64_t u) {
+        const int64_t chunk = u / plan.bands % plan.chunks, band = u % plan.bands;
+        const double width = static_cast<double>(std::min(cc, C - chunk * cc));
+        const int64_t out_rows = std::min(OH, (band + 1) * plan.rows) - band * plan.rows;
+        const int64_t in_rows = std::min(H, (out_rows - 1) * S + K);
+        return width * static_cast<double>(in_rows * W * Cin + out_rows * OW * K * K) + kTaskCost;
+      });
+      if (best_load < 0 || load < best_load) best_load = load, best = plan;
+    }
+  }
+  return best;
 }
 
 // x NHWC [N, H, W, Cin]; ewp packed expand weights with ebias (fp32, panels_of(C) * kNR); wpk/bpk the
@@ -239,7 +307,7 @@ std::tuple<Tensor, Tensor> expand_dw_fused(const Tensor& x, const Tensor& ewp, c
   std::vector<float> wbuf, bbuf, ebias(panels_of(g.C) * kNR);
   const std::pair<const float*, const float*> dw = dw_tap_major(dw_w, dw_b, Cp, wbuf, bbuf);
   const int64_t Wp = std::max(g.W + pad_l, (OW - 1) * S + K);
-  const FusedPlan plan = fused_plan(g.N, g.C, g.H, OH, Wp, K, S);
+  const FusedPlan plan = fused_plan(g.N, g.Cin, g.C, g.H, g.W, OH, OW, Wp, K, S);
   std::vector<float> partial(se ? g.N * plan.chunks * plan.bands * plan.cc : 0);
   EFFK_DISPATCH_FLOAT(x.scalar_type(), "mbconv_fused_cpu", [&] {
     const Tensor ebt = eb.to(x.scalar_type()).contiguous();
