@@ -41,6 +41,9 @@ TORCH_LIBRARY(effkernels, m) {
         "int stride, int pad_top, int pad_left, int out_h, int out_w, Tensor? se_w1, Tensor? se_b1, "
         "Tensor? se_w2, Tensor? se_b2, Tensor proj_w, Tensor proj_b, bool residual, int activation, "
         "int se_activation, int se_gate, str path=\"auto\") -> Tensor");
+  // CPU: act(x) written over x (a dense tensor of any shape and memory format): the cpu layers' activation of
+  // the dense convs they leave to ATen.
+  m.def("activation_(Tensor(a!) x, int activation) -> ()");
   // CPU: the path ("fused" or "unfused") mbconv_packed's "auto" (and the CPU mbconv) takes for a block with input
   // [batch, c_in, height, width] at the current thread count. No tensor argument: it runs the same under
   // FakeTensorMode and torch.compile.

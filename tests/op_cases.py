@@ -416,6 +416,9 @@ def lowered_samples(device):
         out["pointwise_conv_packed"] = [(x, pack(w), b, act["silu"], scale, res)]
         out["mbconv_packed"] = [(m[0], pack(m[1]), *m[2:14], pack(m[14]), *m[15:], path)
                                 for m, path in zip(mbs, ("fused", "unfused")) if m[1] is not None]
+        out["activation_"] = [(make_x((2, 19, 5, 7), dtype, layout, device), act[a])
+                              for dtype, layout, a in ((torch.float32, "channels_last", "silu"),
+                                                       (torch.bfloat16, "nchw", "hardswish"))]
     out["mbconv_dw_se"] = dw_ses
     out["mbconv_expand_dw_se"] = expands
     return out

@@ -73,17 +73,50 @@ EFFK_INLINE void store_f(T* p, Vec v, int n = kVec) {
   }
 }
 
-// exp_u20 (inline polynomial, <= 20 ulp) instead of exp (a Sleef call that clobbers every vector
-// register, so the depthwise weights held in registers would be reloaded after each pixel).
+// exp(-v), inline (a Sleef call would clobber every vector register, so the depthwise weights held in
+// registers would be reloaded after each pixel). x86: 2^t with t = -v log2(e) clamped to [-126, 128] (t = 128
+// gives exactly +inf, so silu(-inf) is NaN and silu(x < -88.7) is -0, as in torch),
+// n = round(t) by the 1.5 * 2^23 trick (n lands in the low mantissa bits), 2^(t - n) by Cephes' exp2f
+// polynomial on [-0.5, 0.5] (fp32 rounding-level error), 2^n added into the exponent bits: 12 floating-point
+// operations, against 16 and a blend for v.neg().exp_u20(). SiLU runs on every expanded element twice (expand
+// and depthwise epilogues): with ReLU in its place a B0 batch-1 forward took ~20% less time (2026-11-30, AVX2).
+EFFK_INLINE Vec exp_neg(Vec v) {
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+  const Vec magic(12582912.f);  // 1.5 * 2^23
+  // The raw min/max (at::vec::minimum/maximum add a NaN-propagating compare and or each): a NaN v gives t = 128,
+  // and the caller's v / (1 + e) stays NaN.
+  const Vec u = v * Vec(-1.44269504088896341f);
+#if defined(CPU_CAPABILITY_AVX512)
+  const Vec t = _mm512_max_ps(_mm512_min_ps(u, Vec(128.f)), Vec(-126.f));
+#else
+  const Vec t = _mm256_max_ps(_mm256_min_ps(u, Vec(128.f)), Vec(-126.f));
+#endif
+  const Vec nm = t + magic, f = t - (nm - magic);
+  Vec p = at::vec::fmadd(Vec(1.535336188319500e-4f), f, Vec(1.339887440266574e-3f));
+  p = at::vec::fmadd(p, f, Vec(9.618437357674640e-3f));
+  p = at::vec::fmadd(p, f, Vec(5.550332471162809e-2f));
+  p = at::vec::fmadd(p, f, Vec(2.402264791363012e-1f));
+  p = at::vec::fmadd(p, f, Vec(6.931472028550421e-1f));
+  p = at::vec::fmadd(p, f, Vec(1.f));
+#if defined(CPU_CAPABILITY_AVX512)
+  return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), _mm512_slli_epi32(_mm512_castps_si512(nm), 23)));
+#else
+  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_castps_si256(nm), 23)));
+#endif
+#else
+  return v.neg().exp_u20();
+#endif
+}
+
 EFFK_INLINE Vec act_vec(Vec v, int act) {
   const Vec zero(0.f), one(1.f), three(3.f), six(6.f), sixth(1.f / 6.f);
   switch (static_cast<Act>(act)) {
     case Act::Relu: return at::vec::maximum(v, zero);
     case Act::Relu6: return at::vec::minimum(at::vec::maximum(v, zero), six);
-    case Act::Silu: return v / (one + v.neg().exp_u20());
+    case Act::Silu: return v / (one + exp_neg(v));
     case Act::Hardswish: return v * at::vec::minimum(at::vec::maximum(v + three, zero), six) * sixth;
-    // exp_u20 clamps its input, so NaN would come out as 0 or 1: keep it NaN, as torch.sigmoid does.
-    case Act::Sigmoid: return Vec::blendv(one / (one + v.neg().exp_u20()), v, v.isnan());
+    // exp_neg clamps its input, so NaN would come out as 0 or 1: keep it NaN, as torch.sigmoid does.
+    case Act::Sigmoid: return Vec::blendv(one / (one + exp_neg(v)), v, v.isnan());
     case Act::Hardsigmoid: return at::vec::minimum(at::vec::maximum(v + three, zero), six) * sixth;
     default: return v;
   }

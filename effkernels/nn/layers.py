@@ -14,6 +14,7 @@ from torch import nn
 from .._common import CONV_ACTIVATIONS, SE_ACTIVATIONS, SE_GATES, explicit_padding
 from ..fold import fold_bn
 from ._base import FoldedModule, MBConvFolding, StochasticDepth, activation_module, check_padding
+from ..ops.activation import activation_
 from ..ops.dwconv_bn_act import dwconv_bn_act
 from ..ops.pointwise_conv import pack_cpu, pointwise_conv
 from ..ops.squeeze_excite import channel_sums, se_excite, squeeze_excite
@@ -128,19 +129,6 @@ class PointwiseConvBNAct(FoldedModule, nn.Sequential):
         return pointwise_conv(x, w, b, self.activation, backend=self.backend, packed=packed)
 
 
-def _act_(y: torch.Tensor, activation: str) -> torch.Tensor:
-    """The activation, in place on a fresh conv output."""
-    if activation == "relu":
-        return torch.relu_(y)
-    if activation == "relu6":
-        return F.relu6(y, inplace=True)
-    if activation == "silu":
-        return F.silu(y, inplace=True)
-    if activation == "hardswish":
-        return F.hardswish(y, inplace=True)
-    return y
-
-
 class ConvBNAct(FoldedModule, nn.Sequential):
     """Dense k x k conv (groups 1) -> BatchNorm -> activation, keys like torchvision's
     Conv2dNormActivation: 0 (conv; 0.bias when bias=True), 1 (bn), 2 (activation, absent for "none").
@@ -148,9 +136,9 @@ class ConvBNAct(FoldedModule, nn.Sequential):
 
     There is no custom kernel for a dense conv: in eval mode the layer runs F.conv2d on the
     BN-folded weight and bias (folded once and cached, see FoldedModule), so ATen's conv (cuDNN,
-    oneDNN, ...) does the work, then the activation in place on its output. That removes the
-    separate BatchNorm pass. `backend` is only validated (check_backend), so this layer takes the
-    same argument as the others; the dense conv always runs through ATen, whatever the backend.
+    oneDNN, ...) does the work, then the activation in place on its output (ops.activation_: on the
+    cpu backend effkernels' vector kernel, elsewhere ATen's). That removes the separate BatchNorm
+    pass. The dense conv always runs through ATen, whatever the backend.
     padding: as nn.Conv2d's (default (k - 1) // 2), or "same": TensorFlow SAME as everywhere in
     effkernels (square int kernel and stride; the input is padded per call, extra row/column at the
     bottom/right; the conv itself pads nothing).
@@ -191,7 +179,7 @@ class ConvBNAct(FoldedModule, nn.Sequential):
             y = conv2d_padded(x, w, b, conv.stride[0], "same")
         else:
             y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
-        return _act_(y, self.activation)
+        return activation_(y, self.activation, self.backend)
 
 
 class SqueezeExcite(FoldedModule):
@@ -301,10 +289,10 @@ class MBConv(MBConvFolding, _ResidualBlock):
 def fused_mbconv_forward(x, expand_w, expand_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
                          residual: bool, activation: str, se_activation: str, se_gate: str, backend: str):
     """EfficientNetV2's Fused-MBConv in eval mode on folded weights (se_* and proj_* may be None):
-    the dense k x k expand conv through ATen (F.conv2d, activation in place), then the SE and the
+    the dense k x k expand conv through ATen (F.conv2d, then ops.activation_ in place), then the SE and the
     projection through the fused ops: channel_sums + se_excite give the SE scale, which pointwise_conv
     applies in its prologue, with the residual added in its epilogue."""
-    y = _act_(conv2d_padded(x, expand_w, expand_b, stride, padding), activation)
+    y = activation_(conv2d_padded(x, expand_w, expand_b, stride, padding), activation, backend)
     res = x if residual else None
     if proj_w is None:
         if se_w1 is not None:
