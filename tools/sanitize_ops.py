@@ -94,6 +94,7 @@ def cases(dtype, device, backend):
 
 def _cpu_packed_cases(ops, x, r, blk, xb, scale):
     """The cpu backend's ops on 1x1 weights packed once (what its layers run)."""
+    from effkernels.ops.activation import activation_  # noqa: PLC0415
     from effkernels.ops.mbconv import pack_cpu  # noqa: PLC0415
     from effkernels.ops.pointwise_conv import pack_cpu as pack_pointwise  # noqa: PLC0415
 
@@ -110,7 +111,8 @@ def _cpu_packed_cases(ops, x, r, blk, xb, scale):
              lambda: ops.pointwise_conv(x, w, b, "silu", scale=scale, residual=x, backend="cpu",
                                         packed=pack_pointwise(w))),
             ("mbconv packed fused", {"mbconv_packed"}, lambda: block("fused")),
-            ("mbconv packed unfused", {"mbconv_packed"}, lambda: block("unfused"))]
+            ("mbconv packed unfused", {"mbconv_packed"}, lambda: block("unfused")),
+            ("activation_ silu", {"activation_"}, lambda: activation_(x.clone(), "silu", "cpu"))]
 
 
 def registered_ops(backend) -> set:
