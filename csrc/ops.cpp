@@ -41,6 +41,10 @@ TORCH_LIBRARY(effkernels, m) {
         "int stride, int pad_top, int pad_left, int out_h, int out_w, Tensor? se_w1, Tensor? se_b1, "
         "Tensor? se_w2, Tensor? se_b2, Tensor proj_w, Tensor proj_b, bool residual, int activation, "
         "int se_activation, int se_gate, str path=\"auto\") -> Tensor");
+  // CPU: dense k x k conv (groups 1) with BN folded into (weight [C_out, C_in, kh, kw], bias [C_out]) + activation,
+  // stride (height, width); padding and output size as dwconv_bn_act's. Output in x's memory format.
+  m.def("conv_bn_act(Tensor x, Tensor weight, Tensor bias, int[2] stride, int pad_top, int pad_left, int out_h, "
+        "int out_w, int activation) -> Tensor");
   // CPU: act(x) written over x (a dense tensor of any shape and memory format): the cpu layers' activation of
   // the dense convs they leave to ATen.
   m.def("activation_(Tensor(a!) x, int activation) -> ()");

@@ -44,6 +44,12 @@ def dwconv_bn_act_ref(x, weight, bias, stride=1, padding=1, activation="silu", s
     return out
 
 
+def conv_bn_act_ref(x, weight, bias, stride=1, padding=(1, 1, 1, 1), activation="silu"):
+    """act(conv2d(x, weight, stride) + bias), groups 1, on x zero-padded by padding = (top, bottom, left, right)."""
+    top, bottom, left, right = padding
+    return apply_activation(F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, stride=stride), activation)
+
+
 def channel_sums_ref(x):
     """Per-(n, c) spatial sums of x, shape [N, C], float32 (float64 for float64 input)."""
     return x.to(_acc_dtype(x)).sum(dim=(2, 3))

@@ -419,6 +419,9 @@ def lowered_samples(device):
         out["activation_"] = [(make_x((2, 19, 5, 7), dtype, layout, device), act[a])
                               for dtype, layout, a in ((torch.float32, "channels_last", "silu"),
                                                        (torch.bfloat16, "nchw", "hardswish"))]
+        out["conv_bn_act"] = [(make_x((2, 3, 9, 11), dtype, layout, device), torch.randn(19, 3, 3, 3).to(dtype),
+                               torch.randn(19).to(dtype), [2, 2], 1, 1, 5, 6, act["silu"])
+                              for dtype, layout in ((torch.float32, "channels_last"), (torch.float16, "nchw"))]
     out["mbconv_dw_se"] = dw_ses
     out["mbconv_expand_dw_se"] = expands
     return out

@@ -18,7 +18,7 @@ NAMESPACES = {"effkernels": ("cpu", "cuda"), "effkernels_triton": ("triton",)}
 # No tensor argument, so no kernel and no fake: mbconv_path is checked where it is used (test_cpu_mbconv_fused.py).
 NO_KERNEL = {"mbconv_path"}
 # The cpu backend's packed-weight ops (docs/CONTRACTS.md): a CPU kernel only.
-CPU_ONLY = {"pack_pointwise_weight", "pointwise_conv_packed", "mbconv_packed", "activation_"}
+CPU_ONLY = {"pack_pointwise_weight", "pointwise_conv_packed", "mbconv_packed", "activation_", "conv_bn_act"}
 
 
 def _ops(namespace):

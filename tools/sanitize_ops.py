@@ -95,6 +95,7 @@ def cases(dtype, device, backend):
 def _cpu_packed_cases(ops, x, r, blk, xb, scale):
     """The cpu backend's ops on 1x1 weights packed once (what its layers run)."""
     from effkernels.ops.activation import activation_  # noqa: PLC0415
+    from effkernels.ops.conv_bn_act import conv_bn_act  # noqa: PLC0415
     from effkernels.ops.mbconv import pack_cpu  # noqa: PLC0415
     from effkernels.ops.pointwise_conv import pack_cpu as pack_pointwise  # noqa: PLC0415
 
@@ -112,7 +113,8 @@ def _cpu_packed_cases(ops, x, r, blk, xb, scale):
                                         packed=pack_pointwise(w))),
             ("mbconv packed fused", {"mbconv_packed"}, lambda: block("fused")),
             ("mbconv packed unfused", {"mbconv_packed"}, lambda: block("unfused")),
-            ("activation_ silu", {"activation_"}, lambda: activation_(x.clone(), "silu", "cpu"))]
+            ("activation_ silu", {"activation_"}, lambda: activation_(x.clone(), "silu", "cpu")),
+            ("conv_bn_act stem", {"conv_bn_act"}, lambda: conv_bn_act(x[:, :3], r(19, 3, 3, 3), r(19), 2, 1, "silu", "cpu"))]
 
 
 def registered_ops(backend) -> set:

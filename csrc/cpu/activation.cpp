@@ -1,6 +1,6 @@
 // activation_: an activation in place over a dense CPU tensor, with the block kernels' vector code
-// (act_add_inplace: at::vec, exp_u20, parallel in L2-sized pieces). The cpu layers leave dense k x k convs
-// (stems, Fused-MBConv expand convs) to ATen and activate the conv's output with it: ATen's silu_ took
+// (act_add_inplace: at::vec, exp_neg, parallel in L2-sized pieces). ops.conv_bn_act leaves dense k x k convs with
+// many input channels (Fused-MBConv expand convs) to ATen and activates the conv's output with it: ATen's silu_ took
 // ~1 ns per element there, whatever the thread count (B0's stem output at 224 px, 0.4 M elements:
 // 0.29-0.46 ms, 2026-11-30, 2-core AMD EPYC).
 #include <torch/library.h>

@@ -14,7 +14,7 @@ from torch import nn
 from .._common import CONV_ACTIVATIONS, SE_ACTIVATIONS, SE_GATES, explicit_padding
 from ..fold import fold_bn
 from ._base import FoldedModule, MBConvFolding, StochasticDepth, activation_module, check_padding
-from ..ops.activation import activation_
+from ..ops.conv_bn_act import conv_bn_act
 from ..ops.dwconv_bn_act import dwconv_bn_act
 from ..ops.pointwise_conv import pack_cpu, pointwise_conv
 from ..ops.squeeze_excite import channel_sums, se_excite, squeeze_excite
@@ -39,17 +39,6 @@ def _pad(x: torch.Tensor, k: int, stride: int, padding) -> torch.Tensor:
     """x zero-padded as a k x k conv with the fused ops' padding ("same": TF SAME) would see it."""
     top, bottom, left, right = explicit_padding(x.shape[2], x.shape[3], k, stride, padding)
     return F.pad(x, (left, right, top, bottom))
-
-
-def conv2d_padded(x: torch.Tensor, w: torch.Tensor, b, stride: int, padding) -> torch.Tensor:
-    """Dense F.conv2d (square kernel) with the fused ops' padding: an int, "same" (TF SAME) or
-    (top, bottom, left, right); symmetric pads go to the conv itself, others through F.pad."""
-    if isinstance(padding, int):
-        return F.conv2d(x, w, b, stride, padding)
-    top, bottom, left, right = explicit_padding(x.shape[2], x.shape[3], w.shape[-1], stride, padding)
-    if top == bottom and left == right:
-        return F.conv2d(x, w, b, stride, (top, left))
-    return F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, stride)
 
 
 class DWConvBNAct(FoldedModule, nn.Sequential):
@@ -134,11 +123,10 @@ class ConvBNAct(FoldedModule, nn.Sequential):
     Conv2dNormActivation: 0 (conv; 0.bias when bias=True), 1 (bn), 2 (activation, absent for "none").
     EfficientNet / MobileNet stems (3x3 stride 2, 3 -> 32) and FusedMBConv's expand conv are this layer.
 
-    There is no custom kernel for a dense conv: in eval mode the layer runs F.conv2d on the
-    BN-folded weight and bias (folded once and cached, see FoldedModule), so ATen's conv (cuDNN,
-    oneDNN, ...) does the work, then the activation in place on its output (ops.activation_: on the
-    cpu backend effkernels' vector kernel, elsewhere ATen's). That removes the separate BatchNorm
-    pass. The dense conv always runs through ATen, whatever the backend.
+    In eval mode the layer runs ops.conv_bn_act on the BN-folded weight and bias (folded once and
+    cached, see FoldedModule): on the cpu backend a direct kernel with the activation in registers for
+    convs with few input channels (stems), otherwise ATen's conv (cuDNN, oneDNN) and the activation
+    in place on its output. Either way the separate BatchNorm pass is gone.
     padding: as nn.Conv2d's (default (k - 1) // 2), or "same": TensorFlow SAME as everywhere in
     effkernels (square int kernel and stride; the input is padded per call, extra row/column at the
     bottom/right; the conv itself pads nothing).
@@ -175,11 +163,8 @@ class ConvBNAct(FoldedModule, nn.Sequential):
     def forward_fused(self, x, folded):
         w, b = folded
         conv = self[0]
-        if self.tf_same:
-            y = conv2d_padded(x, w, b, conv.stride[0], "same")
-        else:
-            y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
-        return activation_(y, self.activation, self.backend)
+        return conv_bn_act(x, w, b, conv.stride, "same" if self.tf_same else conv.padding, self.activation,
+                           self.backend)
 
 
 class SqueezeExcite(FoldedModule):
@@ -289,10 +274,10 @@ class MBConv(MBConvFolding, _ResidualBlock):
 def fused_mbconv_forward(x, expand_w, expand_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
                          residual: bool, activation: str, se_activation: str, se_gate: str, backend: str):
     """EfficientNetV2's Fused-MBConv in eval mode on folded weights (se_* and proj_* may be None):
-    the dense k x k expand conv through ATen (F.conv2d, then ops.activation_ in place), then the SE and the
+    the dense k x k expand conv through ops.conv_bn_act, then the SE and the
     projection through the fused ops: channel_sums + se_excite give the SE scale, which pointwise_conv
     applies in its prologue, with the residual added in its epilogue."""
-    y = activation_(conv2d_padded(x, expand_w, expand_b, stride, padding), activation, backend)
+    y = conv_bn_act(x, expand_w, expand_b, stride, padding, activation, backend)
     res = x if residual else None
     if proj_w is None:
         if se_w1 is not None:

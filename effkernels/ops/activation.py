@@ -1,5 +1,5 @@
-"""activation_: an activation applied in place to a fresh conv output, for the layers that leave a dense k x k
-conv to ATen (nn.ConvBNAct: stems, Fused-MBConv expand convs). On the cpu backend it is the C++ op
+"""activation_: an activation applied in place to a fresh conv output, for the dense k x k convs ops.conv_bn_act
+leaves to ATen (Fused-MBConv expand convs; every dense conv off the cpu backend). On the cpu backend it is the C++ op
 torch.ops.effkernels.activation_ (csrc/cpu/activation.cpp, the block kernels' vector code: ATen's silu_ costs
 ~1 ns per element on one thread), elsewhere ATen's in-place activations. Reference: reference.apply_activation.
 """
