@@ -1,6 +1,7 @@
 """What is benchmarked at each level, for each phi, and the plain-PyTorch module that defines it.
 
-- op:    depthwise conv + BN + SiLU over each distinct depthwise layer shape of EfficientNet-B{phi}
+- op:    the stem (torch.nn Conv2d(3, C, 3, stride 2) + BatchNorm2d + SiLU: the dense conv_bn_act op);
+         depthwise conv + BN + SiLU over each distinct depthwise layer shape of EfficientNet-B{phi}
          (torch.nn Conv2d(groups=C) + BatchNorm2d + SiLU), and squeeze-excitation alone on the
          depthwise output of the same layers (torch.nn, same layout as torchvision's SqueezeExcitation);
          and the expand / project 1x1 convs of the MBConv blocks ("pointwise": the fused 1x1 GEMM
@@ -28,7 +29,7 @@ from effkernels.reference import pointwise_conv_ref
 @dataclass(frozen=True)
 class Case:
     level: str
-    kind: str          # dwconv | se | pointwise | mbconv | efficientnet
+    kind: str          # stem | dwconv | se | pointwise | mbconv | efficientnet
     phi: int
     resolution: int
     id: str            # the pytest id and the report's row name
@@ -49,6 +50,10 @@ def op_cases(phis, batch: int, max_shapes: int, resolution: int):
     for phi in phis:
         res = _resolution(phi, resolution)
         eps = scaling.variant(phi).bn_eps
+        stem = scaling.scale_channels(32, scaling.variant(phi).width)
+        out.append(Case("op", "stem", phi, res, f"b{phi}-stem-{res}-c{stem}",
+                        f"stem conv3x3 s2+BN+SiLU N={batch} 3->{stem} {res}x{res}", batch,
+                        (("c", stem), ("hw", res), ("eps", eps))))
         seen, shapes = set(), []
         for b in scaling.block_shapes(phi, res):
             key = (b.expanded_channels, b.in_hw, b.kernel, b.stride)
@@ -223,6 +228,10 @@ def build(case: Case):
     """(module in fp32 eval mode on the CPU, input shape, source library). The caller calibrates it (effkernels.profile.calibrate_bn_).
     Raises LookupError when the library that defines the case is not importable."""
     batch = case.batch
+    if case.kind == "stem":
+        c = case.param("c")
+        m = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c, eps=case.param("eps")), nn.SiLU())
+        return m, (batch, 3, case.param("hw"), case.param("hw")), "torch.nn"
     if case.kind == "dwconv":
         c, k = case.param("c"), case.param("k")
         m = nn.Sequential(nn.Conv2d(c, c, k, case.param("stride"), (k - 1) // 2, groups=c, bias=False),

@@ -317,6 +317,10 @@ def provider_skip_reason(provider: str, cfg) -> str:
 
 
 def _fused_op(case, module, backend: str, dtype):
+    if case.kind == "stem":
+        w, b = effkernels.fold_bn(module[0].weight, module[1])  # once, outside the timed region
+        w, b = w.to(dtype), b.to(dtype)
+        return lambda x: effkernels.ops.conv_bn_act(x, w, b, 2, 1, "silu", backend=backend)
     if case.kind == "dwconv":
         conv, bn = module[0], module[1]
         w, b = effkernels.fold_bn(conv.weight, bn)  # once, outside the timed region

@@ -25,6 +25,7 @@ CASES = [
     (3, 1, 8, 7, 8, 3, 1, (0, 2, 1, 0)),     # C_in 1 (NCHW either way), asymmetric pads
     (2, 2, 11, 10, 24, (3, 5), (2, 1), (1, 2)),  # 3 x 5 kernel, stride (2, 1), pair padding
     (1, 3, 5, 5, 1, 3, 1, 0),                # C_out 1, no padding
+    (1, 3, 7, 6, 16, 3, 1, "valid"),         # nn.Conv2d's "valid"
 ]
 LAYOUTS = ["channels_last", "nchw", "view"]
 
@@ -144,7 +145,7 @@ def test_python_errors_name_the_argument():
     with pytest.raises(ValueError, match="padding: expected non-negative"):
         conv_bn_act(x, w, b, 1, (1, -1, 0, 0))
     with pytest.raises(ValueError, match="padding: expected an int or a pair"):
-        conv_bn_act(x, w, b, 1, "valid")
+        conv_bn_act(x, w, b, 1, "full")
     with pytest.raises(ValueError, match="activation: expected one of"):
         conv_bn_act(x, w, b, 1, 1, "sigmoid")
     with pytest.raises(ValueError, match="x: a 2x2 input padded by"):

@@ -395,8 +395,8 @@ def test_a_failing_handler_leaves_the_block():
 
 
 def test_conv_norm_activation_outside_blocks():
-    """Top-level Conv2dNormActivation layers: dense (with a conv bias), strided 1x1 and depthwise
-    ones are converted; dilated, grouped, non-BN and unsupported-activation ones are left with the
+    """Top-level Conv2dNormActivation layers: dense (with a conv bias; with padding="valid"), strided 1x1 and
+    depthwise ones are converted; dilated, grouped, non-BN and unsupported-activation ones are left with the
     reason, and a left layer is not looked inside. A plain Sequential(conv, BN, act) of the same layout
     is recognised too."""
     layers = [
@@ -410,6 +410,7 @@ def test_conv_norm_activation_outside_blocks():
         Conv2dNormActivation(24, 8, 1, activation_layer=None, bias=True),               # 7 pointwise + bias
         nn.Sequential(nn.Conv2d(8, 8, 5, padding=2, groups=8, bias=False), nn.BatchNorm2d(8), nn.SiLU()),  # 8
         Conv2dNormActivation(8, 8, 3, 1, groups=8, dilation=2),                         # 9 left: dilated dw
+        nn.Sequential(nn.Conv2d(8, 8, 3, padding="valid", bias=False), nn.BatchNorm2d(8), nn.ReLU()),  # 10
     ]
     model = nn.Sequential(*layers)
     x = torch.randn(2, 3, 15, 14)
@@ -417,7 +418,8 @@ def test_conv_norm_activation_outside_blocks():
     report = conv.effkernels_report
     assert [(e.fqn, e.replacement.rsplit(".", 1)[1], e.recognised) for e in report.converted] == [
         ("0", "ConvBNAct", "by class"), ("1", "DWConvBNAct", "by class"), ("6", "ConvBNAct", "by class"),
-        ("7", "PointwiseConvBNAct", "by class"), ("8", "DWConvBNAct", "by layout (torchvision Conv2dNormActivation)")]
+        ("7", "PointwiseConvBNAct", "by class"), ("8", "DWConvBNAct", "by layout (torchvision Conv2dNormActivation)"),
+        ("10", "ConvBNAct", "by layout (torchvision Conv2dNormActivation)")]
     reasons = {e.fqn: e.reason for e in report.left}
     assert list(reasons) == ["2", "3", "4", "5", "9"]
     assert "dilation (2, 2)" in reasons["2"] and "grouped conv (groups=4" in reasons["3"]

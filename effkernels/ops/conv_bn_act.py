@@ -42,8 +42,8 @@ def _pair(v, argname):
 
 def conv_pads(h: int, w: int, kh: int, kw: int, stride, padding):
     """(top, bottom, left, right) of a kh x kw conv with stride (sh, sw). padding: None ((k - 1) // 2 per axis),
-    an int, a pair (height, width) as nn.Conv2d's, "same" (TF SAME per axis: the extra row/column at the
-    bottom/right) or (top, bottom, left, right)."""
+    an int, a pair (height, width) or "valid" (none) as nn.Conv2d's, "same" (TF SAME per axis: the extra
+    row/column at the bottom/right; at stride 1 the same as nn.Conv2d's "same") or (top, bottom, left, right)."""
     sh, sw = stride
     if isinstance(padding, (tuple, list)) and len(padding) == 4:
         if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in padding):
@@ -51,6 +51,8 @@ def conv_pads(h: int, w: int, kh: int, kw: int, stride, padding):
         return tuple(padding)
     if padding is None:
         padding = ((kh - 1) // 2, (kw - 1) // 2)
+    if padding == "valid":
+        return 0, 0, 0, 0
     if padding == "same":
         return (*explicit_padding(h, h, kh, sh, "same")[:2], *explicit_padding(w, w, kw, sw, "same")[2:])
     ph, pw = _pair(padding, "padding")
