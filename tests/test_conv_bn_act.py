@@ -17,21 +17,22 @@ from helpers import assert_close_to_ref, backend_device, backend_params, backend
 ops = torch.ops.effkernels
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
-# (N, C_in, H, W, C_out, k (or (kh, kw)), stride, padding)
+# (N, C_in, H, W, C_out, k (or (kh, kw)), stride, padding, the (top, bottom, left, right) pads it means, written here
+# by hand so that the reference does not share the op's padding helper)
 CASES = [
-    (1, 3, 23, 31, 32, 3, 2, 1),             # a stem: 3 -> 32, stride 2; 16 output columns: two 6-column groups + 4
-    (2, 3, 17, 16, 19, 3, 2, "same"),        # TF SAME (extra row/column at the bottom/right), C_out 19: a tail block
-    (1, 3, 9, 13, 40, 5, 1, 2),              # k 5, 40 channels: a full and a partial block on AVX2 and AVX-512
-    (3, 1, 8, 7, 8, 3, 1, (0, 2, 1, 0)),     # C_in 1 (NCHW either way), asymmetric pads
-    (2, 2, 11, 10, 24, (3, 5), (2, 1), (1, 2)),  # 3 x 5 kernel, stride (2, 1), pair padding
-    (1, 3, 5, 5, 1, 3, 1, 0),                # C_out 1, no padding
-    (1, 3, 7, 6, 16, 3, 1, "valid"),         # nn.Conv2d's "valid"
+    (1, 3, 23, 31, 32, 3, 2, 1, (1, 1, 1, 1)),          # a stem: 3 -> 32, stride 2; 16 columns: two 6-column groups + 4
+    (2, 3, 17, 16, 19, 3, 2, "same", (1, 1, 0, 1)),     # TF SAME (extra column at the right), C_out 19: a tail block
+    (1, 3, 9, 13, 40, 5, 1, 2, (2, 2, 2, 2)),           # k 5, 40 channels: a full and a partial block on AVX2 and AVX-512
+    (3, 1, 8, 7, 8, 3, 1, (0, 2, 1, 0), (0, 2, 1, 0)),  # C_in 1 (NCHW either way), asymmetric pads
+    (2, 2, 11, 10, 24, (3, 5), (2, 1), (1, 2), (1, 1, 2, 2)),  # 3 x 5 kernel, stride (2, 1), pair padding
+    (1, 3, 5, 5, 1, 3, 1, 0, (0, 0, 0, 0)),             # C_out 1, no padding
+    (1, 3, 7, 6, 16, 3, 1, "valid", (0, 0, 0, 0)),      # nn.Conv2d's "valid"
 ]
 LAYOUTS = ["channels_last", "nchw", "view"]
 
 
 def _inputs(case, dtype, layout, device="cpu"):
-    n, c_in, h, w, c_out, k, _, _ = case
+    n, c_in, h, w, c_out, k = case[:6]
     kh, kw = (k, k) if isinstance(k, int) else k
     if layout == "view":  # gaps between rows and columns: the kernel reads x by its strides
         x = torch.randn(n, c_in, h + 3, 2 * w, device=device)[:, :, 1:h + 1, ::2]
@@ -44,10 +45,7 @@ def _inputs(case, dtype, layout, device="cpu"):
     return x.to(dtype), weight.to(dtype), bias.to(dtype)
 
 
-def _reference(x, weight, bias, stride, padding, activation):
-    kh, kw = weight.shape[2:]
-    pads = conv_pads(x.shape[2], x.shape[3], kh, kw, stride if isinstance(stride, tuple) else (stride, stride),
-                     padding)
+def _reference(x, weight, bias, stride, pads, activation):
     return conv_bn_act_ref(x.double(), weight.double(), bias.double(), stride, pads, activation)
 
 
@@ -57,12 +55,15 @@ def _reference(x, weight, bias, stride, padding, activation):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)).replace(" ", ""))
 def test_matches_reference(case, dtype, layout, backend):
     x, weight, bias = _inputs(case, dtype, layout, backend_device(backend))
-    stride, padding = case[6], case[7]
+    stride, padding, pads = case[6:]
+    kh, kw = weight.shape[2:]
+    assert conv_pads(x.shape[2], x.shape[3], kh, kw, stride if isinstance(stride, tuple) else (stride,) * 2,
+                     padding) == pads
     out = conv_bn_act(x, weight, bias, stride, padding, "silu", backend)
     assert out.dtype == dtype
     if layout == "channels_last" and min(case[1], case[4]) > 1:
         assert out.is_contiguous(memory_format=torch.channels_last)
-    assert_close_to_ref(out, _reference(x, weight, bias, stride, padding, "silu"), dtype)
+    assert_close_to_ref(out, _reference(x, weight, bias, stride, pads, "silu"), dtype)
 
 
 @pytest.mark.parametrize("backend", backend_params(("cpu", "eager")))
@@ -71,7 +72,7 @@ def test_every_activation(activation, backend):
     x, weight, bias = _inputs(CASES[1], torch.float32, "channels_last")
     x = x * 4
     out = conv_bn_act(x, weight, bias, 2, "same", activation, backend)
-    assert_close_to_ref(out, _reference(x, weight, bias, 2, "same", activation), torch.float32)
+    assert_close_to_ref(out, _reference(x, weight, bias, 2, CASES[1][-1], activation), torch.float32)
 
 
 @pytest.mark.skipif(backend_unavailable("cpu") is not None, reason=str(backend_unavailable("cpu")))
@@ -90,7 +91,7 @@ def test_cxx_kernel_many_input_channels(c_in, layout, dtype):
         out = ops.conv_bn_act(x, weight, bias, [2, 2], 1, 1, 11, 7, ACTIVATIONS["silu"])
     finally:
         torch.set_num_threads(threads)
-    assert_close_to_ref(out, _reference(x, weight, bias, 2, 1, "silu"), dtype)
+    assert_close_to_ref(out, _reference(x, weight, bias, 2, (1, 1, 1, 1), "silu"), dtype)
 
 
 @pytest.mark.skipif(backend_unavailable("cpu") is not None, reason=str(backend_unavailable("cpu")))
@@ -104,7 +105,7 @@ def test_cpu_backend_runs_the_kernel_for_stems_only(monkeypatch):
     for c_in in (3, small, small + 1):
         x, weight, bias = _inputs((1, c_in, 12, 12, 16, 3, 2, 1), torch.float32, "channels_last")
         out = conv_bn_act(x, weight, bias, 2, 1, "silu", "cpu")
-        assert_close_to_ref(out, _reference(x, weight, bias, 2, 1, "silu"), torch.float32)
+        assert_close_to_ref(out, _reference(x, weight, bias, 2, (1, 1, 1, 1), "silu"), torch.float32)
     assert calls == [3, small]
 
 
