@@ -81,7 +81,7 @@ def test_every_activation(activation, backend):
 @pytest.mark.parametrize("c_in", [DIRECT_MAX_TAPS // 9 + 1, 19])
 def test_cxx_kernel_many_input_channels(c_in, layout, dtype):
     """The C++ kernel itself on C_in * k * k past DIRECT_MAX_TAPS (the wrapper gives those to ATen): correct there
-    too, with 2 threads whose row ranges cross images (3 images x 11 output rows)."""
+    too, with 2 threads sharing 3 images x 2 pieces of output rows (11 rows: a full piece and a short one)."""
     case = (3, c_in, 21, 14, 21, 3, 2, 1)
     assert c_in * 9 > DIRECT_MAX_TAPS
     x, weight, bias = _inputs(case, dtype, layout)

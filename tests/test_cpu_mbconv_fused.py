@@ -147,6 +147,24 @@ def test_balanced_task_splits(cls, c_in, h, w, n, threads):
         assert_close_to_ref(out, ref, torch.float32)
 
 
+
+@pytest.mark.parametrize("path", ["fused", "unfused"])
+def test_task_stealing_gives_the_same_result(path):
+    """The block kernels hand out their tasks with work stealing (csrc/cpu/parallel.h): which thread runs which
+    task changes from call to call, most with more threads than cores (6 here), but every task writes its own
+    outputs and the SE partial sums are added in task order, so the result must be bitwise the same on every
+    call, and match the oracle. A task run twice by two threads sharing scratch, or one left out, fails here."""
+    cls = (6, 3, 1, True)  # k3 s1: the unfused path's depthwise takes dw_direct for fp32 C % 8 == 0
+    for seed in range(2):  # C_exp 6 * 24 = 144 (dw_direct), and 6 * 19 = 114 (the ring kernel)
+        c_in = 24 if seed == 0 else 19
+        first, ref = _run(cls, 31, 29, 2, torch.float32, True, True, path, 6, seed=seed, c_in=c_in, act="silu",
+                          se_act="silu", gate="sigmoid")
+        assert_close_to_ref(first, ref, torch.float32)
+        for _ in range(10):
+            out, _ = _run(cls, 31, 29, 2, torch.float32, True, True, path, 6, seed=seed, c_in=c_in, act="silu",
+                          se_act="silu", gate="sigmoid")
+            assert torch.equal(out, first)
+
 @pytest.mark.parametrize("cls", [c for c in CLASSES if c[0] == 6], ids=lambda c: f"k{c[1]}s{c[2]}")
 @pytest.mark.parametrize("path", ["fused", "unfused"])
 @pytest.mark.parametrize("c_in", [8, 11])

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "parallel.h"
 #include "vec.h"
 
 namespace effkernels::cpu {
@@ -96,11 +97,12 @@ void conv_bn_act_kernel(const at::Tensor& x, const at::Tensor& weight, const at:
   const bool cl = is_channels_last(out) || Cout == 1;
   const int64_t ostep = cl ? Cout : 1, cstep = cl ? 1 : OH * OW;
 
-  // A task: output rows [r0, r1) of the flattened [N * OH], in pieces of kRowsPerPiece rows within one image.
-  at::parallel_for(0, N * OH, 1, [&](int64_t r0, int64_t r1) {
+  // A task: kRowsPerPiece output rows of one image (a piece).
+  const int64_t pieces = (OH + kRowsPerPiece - 1) / kRowsPerPiece;
+  parallel_tasks(N * pieces, [&](auto&& next) {
     std::vector<float> piece(((kRowsPerPiece - 1) * SH + KH) * Wp * Cin);
-    for (int64_t r = r0; r < r1;) {
-      const int64_t n = r / OH, oh0 = r % OH, oh1 = std::min({OH, oh0 + kRowsPerPiece, oh0 + (r1 - r)});
+    for (int64_t u; (u = next()) >= 0;) {
+      const int64_t n = u / pieces, oh0 = u % pieces * kRowsPerPiece, oh1 = std::min(OH, oh0 + kRowsPerPiece);
       const int64_t rows = (oh1 - oh0 - 1) * SH + KH;
       // Padded input rows oh0 * SH - pad_top + [0, rows), columns -pad_left + [0, Wp), as fp32 NHWC.
       for (int64_t i = 0; i < rows; ++i) {
@@ -140,7 +142,6 @@ void conv_bn_act_kernel(const at::Tensor& x, const at::Tensor& weight, const at:
                           act);
         }
       }
-      r += oh1 - oh0;
     }
   });
 }

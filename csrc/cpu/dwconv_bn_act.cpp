@@ -22,6 +22,7 @@
 #include "../dwconv_bn_act.h"
 #include "../static_switch.h"
 #include "dw_pixels.h"
+#include "parallel.h"
 
 namespace effkernels::cpu {
 namespace {
@@ -56,9 +57,9 @@ void dw_ring(const T* x, T* out, const float* wpk, const float* bpk, float* part
   // Input column iw sits at buffer column iw + pad_l; output column ow's window starts at ow * S.
   const int64_t Wp = std::max(g.W + g.pad_l, (g.OW - 1) * S + K);
   const int64_t slot_size = Cv * Wp * kVec;
-  at::parallel_for(0, g.N * tiles, 1, [&](int64_t u0, int64_t u1) {
+  parallel_tasks(g.N * tiles, [&](auto&& next) {
     RowRing<K, S> ring(slot_size);
-    for (int64_t u = u0; u < u1; ++u) {
+    for (int64_t u; (u = next()) >= 0;) {
       const int64_t n = u / tiles, tile = u % tiles;
       const int64_t oh0 = tile * rows_per_tile, oh1 = std::min(g.OH, oh0 + rows_per_tile);
       ring.reset();
@@ -122,8 +123,8 @@ void dw_direct(const float* x, float* out, const float* wpk, const float* bpk, f
   const int64_t last = g.W - K + g.pad_l;  // the last window start inside the row; < 0: there is none
   const int64_t ow_lo = std::min(g.OW, (g.pad_l + S - 1) / S);
   const int64_t ow_hi = last < 0 ? ow_lo : std::clamp<int64_t>(last / S + 1, ow_lo, g.OW);
-  at::parallel_for(0, g.N * tiles, 1, [&](int64_t u0, int64_t u1) {
-    for (int64_t u = u0; u < u1; ++u) {
+  parallel_tasks(g.N * tiles, [&](auto&& next) {
+    for (int64_t u; (u = next()) >= 0;) {
       const int64_t n = u / tiles, tile = u % tiles;
       const int64_t oh0 = tile * rows_per_tile, oh1 = std::min(g.OH, oh0 + rows_per_tile);
       float* part = partial ? partial + u * Cp : nullptr;

@@ -28,6 +28,7 @@
 #include "../static_switch.h"
 #include "dw_pixels.h"
 #include "gemm.h"
+#include "parallel.h"
 
 namespace effkernels::cpu {
 namespace {
@@ -47,8 +48,8 @@ constexpr int64_t kBandBytes = 256 << 10;
 // chunk 48 ms, the whole batch at once 63 ms (min of 18 runs each).
 constexpr int64_t kChunkBytes = 4 << 20;
 
-// The largest per-thread sum of cost(u) when at::parallel_for(0, tasks, 1, ...) hands each of the current
-// threads one contiguous run of ceil(tasks / threads) tasks (its OpenMP split).
+// The largest per-thread sum of cost(u) over the contiguous shares of ceil(tasks / threads) tasks that
+// parallel_tasks starts the current threads on (what each runs when no core falls behind).
 template <typename Cost>
 double max_thread_load(int64_t tasks, const Cost& cost) {
   const int64_t threads = std::min<int64_t>(at::get_num_threads(), tasks), per = (tasks + threads - 1) / threads;
@@ -108,9 +109,9 @@ void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, con
                 groups = split.groups;
   std::vector<float> bias_pad(P * kNR);
   for (int64_t p = 0; p < P; ++p) panel_bias(bias, c_out, p, bias_pad.data() + p * kNR);
-  at::parallel_for(0, rb * groups, 1, [&](int64_t u0, int64_t u1) {
+  parallel_tasks(rb * groups, [&](auto&& next) {
     std::vector<float> scaled(scale ? K * kNR : 0);
-    for (int64_t u = u0; u < u1; ++u) {
+    for (int64_t u; (u = next()) >= 0;) {
       const int64_t r = u % rb, g = u / rb, n = r / mblocks;
       const int64_t m0 = (r % mblocks) * mc, rows = std::min(M, m0 + mc) - m0;
       const T* a = A + (n * M + m0) * K;
@@ -217,10 +218,10 @@ void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* e
   std::vector<int64_t> at_row(std::max<int64_t>(plan.band_in, 1) * g.W);
   for (int64_t i = 0; i < static_cast<int64_t>(at_row.size()); ++i)
     at_row[i] = i / g.W * slot + (i % g.W + g.pad_l) * kVec;
-  at::parallel_for(0, g.N * plan.chunks * plan.bands, 1, [&](int64_t u0, int64_t u1) {
+  parallel_tasks(g.N * plan.chunks * plan.bands, [&](auto&& next) {
     RowRing<K, S> ring(plan.band_in ? 0 : slot);
     std::vector<float> band_buf(plan.band_in * slot, 0.f);
-    for (int64_t u = u0; u < u1; ++u) {
+    for (int64_t u; (u = next()) >= 0;) {
       const int64_t n = u / (plan.chunks * plan.bands), chunk = u / plan.bands % plan.chunks, band = u % plan.bands;
       const int64_t c0 = chunk * plan.cc, cc = std::min(plan.cc, g.C - c0);
       const int64_t p0 = c0 / kNR, np = panels_of(cc), nv = (cc + kVec - 1) / kVec;
