@@ -1,7 +1,7 @@
 // Tasks over the intra-op threads with work stealing. at::parallel_for hands each thread one fixed,
 // contiguous share of the range, so a region lasts as long as its slowest share: on a shared machine one
-// core can run 30-40% slower than the other for milliseconds at a time (a 512x512 sgemm pinned to each
-// core of the 2-core development VM, interleaved: per-pair ratios 0.6-1.4, equal medians).
+// core can run 30-40% slower than the other over a tenth of a second (20 calls of a 512x512 sgemm pinned to
+// each core of the 2-core development VM in turn: per-pair ratios 0.6-1.4, equal medians).
 // parallel_tasks starts each thread on the share at::parallel_for would give it (its tasks in order, so
 // tasks that share data stay on one thread), and a thread that runs out takes the last task not yet
 // started from another thread's share, one at a time, until none is left.
