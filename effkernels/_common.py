@@ -66,42 +66,59 @@ def check_inference(op: str, *tensors) -> None:
                            "use backend='eager' to train, or run under torch.no_grad()/torch.inference_mode()")
 
 
-def conv_geometry(h: int, w: int, k: int, stride: int, padding: Padding):
-    """Return (pad_top, pad_left, out_h, out_w) of a k x k convolution.
+def as_pair(v, argname: str) -> tuple:
+    """v as (height, width): an int for both, or a pair of ints."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v, v
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, int) and not isinstance(i, bool) for i in v):
+        return tuple(v)
+    raise ValueError(f"{argname}: expected an int or a pair of ints, got {v!r}")
 
-    padding: an int p (symmetric, PyTorch style: out = (h + 2p - k) // s + 1), "same" (TensorFlow
-    SAME: out = ceil(h / s), pad_total = max((out - 1) * s + k - h, 0), the extra row/column at the
-    bottom/right), or a tuple (top, bottom, left, right). Kernels zero-fill outside the input, so
-    only the top/left pads and the output size are needed.
+
+def conv_window(h: int, w: int, kernel, stride, padding: Padding) -> tuple:
+    """(top, bottom, left, right, out_h, out_w) of a convolution on an h x w input; every op's padding goes
+    through here. kernel, stride: an int or (height, width), checked by the caller.
+
+    padding: an int or a pair (height, width): symmetric, as nn.Conv2d's (out = (h + 2p - k) // s + 1);
+    "valid": none; "same": TensorFlow SAME per axis (out = ceil(h / s), pad_total = max((out - 1) * s + k - h, 0),
+    the extra row/column at the bottom/right); or (top, bottom, left, right).
     """
-    if isinstance(padding, str):
-        if padding != "same":
-            raise ValueError(f"padding: expected an int, 'same' or (top, bottom, left, right), got {padding!r}")
-        out_h, out_w = math.ceil(h / stride), math.ceil(w / stride)
-        pad_h = max((out_h - 1) * stride + k - h, 0)
-        pad_w = max((out_w - 1) * stride + k - w, 0)
-        return pad_h // 2, pad_w // 2, out_h, out_w
-    if isinstance(padding, int) and not isinstance(padding, bool):
-        top = bottom = left = right = padding
-    elif isinstance(padding, (tuple, list)) and len(padding) == 4 and all(isinstance(p, int) for p in padding):
-        top, bottom, left, right = padding
+    (kh, kw), (sh, sw) = as_pair(kernel, "kernel"), as_pair(stride, "stride")
+    if padding == "same":
+        out_h, out_w = math.ceil(h / sh), math.ceil(w / sw)
+        pad_h, pad_w = max((out_h - 1) * sh + kh - h, 0), max((out_w - 1) * sw + kw - w, 0)
+        return pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2, out_h, out_w
+    if padding == "valid":
+        pads = (0, 0, 0, 0)
+    elif isinstance(padding, (tuple, list)) and len(padding) == 4 and all(
+            isinstance(p, int) and not isinstance(p, bool) for p in padding):
+        pads = tuple(padding)
     else:
-        raise ValueError(f"padding: expected an int, 'same' or (top, bottom, left, right), got {padding!r}")
-    if min(top, bottom, left, right) < 0:
+        try:
+            ph, pw = as_pair(padding, "padding")
+        except ValueError:
+            raise ValueError("padding: expected an int or a pair of ints, 'same', 'valid' or (top, bottom, left, "
+                             f"right), got {padding!r}") from None
+        pads = (ph, ph, pw, pw)
+    if min(pads) < 0:
         raise ValueError(f"padding: expected non-negative pads, got {padding!r}")
-    out_h = (h + top + bottom - k) // stride + 1
-    out_w = (w + left + right - k) // stride + 1
-    if out_h <= 0 or out_w <= 0:
-        raise ValueError(f"x: input {h}x{w} is too small for kernel {k}, stride {stride}, padding {padding!r}")
+    top, bottom, left, right = pads
+    out_h, out_w = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"x: a {h}x{w} input padded by {pads} is smaller than the {kh}x{kw} kernel")
+    return (*pads, out_h, out_w)
+
+
+def conv_geometry(h: int, w: int, k: int, stride: int, padding: Padding):
+    """(pad_top, pad_left, out_h, out_w) of a k x k convolution (conv_window): kernels zero-fill outside the
+    input, so only the top/left pads and the output size are needed."""
+    top, _, left, _, out_h, out_w = conv_window(h, w, k, stride, padding)
     return top, left, out_h, out_w
 
 
 def explicit_padding(h: int, w: int, k: int, stride: int, padding: Padding):
-    """(top, bottom, left, right) pads that produce conv_geometry's output size."""
-    top, left, out_h, out_w = conv_geometry(h, w, k, stride, padding)
-    bottom = max((out_h - 1) * stride + k - h - top, 0)
-    right = max((out_w - 1) * stride + k - w - left, 0)
-    return top, bottom, left, right
+    """(top, bottom, left, right) pads of a k x k convolution (conv_window)."""
+    return conv_window(h, w, k, stride, padding)[:4]
 
 
 def is_channels_last(x: torch.Tensor) -> bool:

@@ -107,7 +107,7 @@ class DW(NamedTuple):
     w: int
     k: int
     stride: int
-    padding: object  # what the op is given: None, an int, "same" or (top, bottom, left, right)
+    padding: object  # what the op is given: None, an int, a pair, "valid", "same" or (top, bottom, left, right)
     pads: tuple      # what the oracle applies, written by hand (TF "same": the odd pad at the bottom/right)
 
 
@@ -123,6 +123,8 @@ DW_CASES = [
     DW(1, 37, 16, 12, 5, 2, None, (2, 2, 2, 2)),
     DW(2, 16, 17, 16, 7, 2, "same", (3, 3, 2, 3)),        # k = 7, odd pad on the right only
     DW(1, 16, 9, 9, 7, 1, (3, 2, 1, 3), (3, 2, 1, 3)),    # explicit asymmetric pads
+    DW(2, 37, 9, 10, 5, 1, (2, 1), (2, 2, 1, 1)),         # a pair (height, width), as nn.Conv2d's
+    DW(1, 37, 9, 8, 3, 2, "valid", (0, 0, 0, 0)),         # nn.Conv2d's "valid"
     DW(2, 24, 6, 5, 1, 2, 0, (0, 0, 0, 0)),               # k = 1
     DW(2, 32, 9, 9, 1, 2, 0, (0, 0, 0, 0)),
     DW(2, 1155, 3, 3, 3, 1, None, (1, 1, 1, 1)),          # C above every channel block

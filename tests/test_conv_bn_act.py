@@ -8,9 +8,9 @@ case is covered too) and with 2 threads whose row ranges cross images; errors na
 import pytest
 import torch
 
-from effkernels._common import ACTIVATIONS, CONV_ACTIVATIONS
+from effkernels._common import ACTIVATIONS, CONV_ACTIVATIONS, conv_window
 from effkernels.ops import conv_bn_act
-from effkernels.ops.conv_bn_act import DIRECT_MAX_TAPS, conv_pads
+from effkernels.ops.conv_bn_act import DIRECT_MAX_TAPS
 from effkernels.reference import conv_bn_act_ref
 from helpers import assert_close_to_ref, backend_device, backend_params, backend_unavailable
 
@@ -57,8 +57,7 @@ def test_matches_reference(case, dtype, layout, backend):
     x, weight, bias = _inputs(case, dtype, layout, backend_device(backend))
     stride, padding, pads = case[6:]
     kh, kw = weight.shape[2:]
-    assert conv_pads(x.shape[2], x.shape[3], kh, kw, stride if isinstance(stride, tuple) else (stride,) * 2,
-                     padding) == pads
+    assert conv_window(x.shape[2], x.shape[3], (kh, kw), stride, padding)[:4] == pads
     out = conv_bn_act(x, weight, bias, stride, padding, "silu", backend)
     assert out.dtype == dtype
     if layout == "channels_last" and min(case[1], case[4]) > 1:

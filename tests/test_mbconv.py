@@ -178,7 +178,7 @@ def test_bad_inputs():
     call(2, p[2][:5], "dw_w: expected shape")
     call(3, p[3].half(), "dw_b: expected dtype")
     call(4, 0, "stride: expected a positive int")
-    call(5, "valid", "padding: expected")
+    call(5, "full", "padding: expected")
     call(6, None, "se_w1, se_b1, se_w2, se_b2: give all four")
     call(8, p[8][:, :1], "se_w2: expected shape")
     call(10, p[10][:4], "proj_b: expected shape")

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
 
 #include <algorithm>
 #include <atomic>
@@ -26,13 +27,8 @@ void parallel_tasks(int64_t tasks, const Body& body) {
     body([&]() -> int64_t { return u < tasks ? u++ : -1; });
     return;
   }
-  if (tasks >= (int64_t{1} << 32)) {  // past what a packed share holds: fixed shares
-    at::parallel_for(0, tasks, 1, [&](int64_t u0, int64_t u1) {
-      int64_t u = u0;
-      body([&]() -> int64_t { return u < u1 ? u++ : -1; });
-    });
-    return;
-  }
+  // Callers' tasks are rows or pixel blocks of one tensor, far fewer than a packed share's 32-bit bounds hold.
+  TORCH_CHECK(tasks < (int64_t{1} << 32), "parallel_tasks: ", tasks, " tasks, more than 2^32 - 1");
   // Share s is [lo, hi), packed lo << 32 | hi in one word: its owner takes lo, others take hi - 1.
   struct alignas(64) Share {
     std::atomic<uint64_t> range;

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from .. import _dispatch
-from .._common import CONV_ACTIVATIONS, FLOAT_DTYPES, activation_code, check_inference, check_tensor, \
-    empty_like_layout, explicit_padding
+from .._common import (CONV_ACTIVATIONS, FLOAT_DTYPES, activation_code, as_pair, check_inference, check_tensor,
+                       conv_window, empty_like_layout)
 from ..backends import resolve
 from ..reference import conv_bn_act_ref
 from .activation import activation_
@@ -32,40 +32,13 @@ def _fake(x, weight, bias, stride, pad_top, pad_left, out_h, out_w, activation):
 _dispatch.define("conv_bn_act", _fake)  # C++ (CPU) only
 
 
-def _pair(v, argname):
-    if isinstance(v, int) and not isinstance(v, bool):
-        return v, v
-    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, int) and not isinstance(i, bool) for i in v):
-        return tuple(v)
-    raise ValueError(f"{argname}: expected an int or a pair of ints, got {v!r}")
-
-
-def conv_pads(h: int, w: int, kh: int, kw: int, stride, padding):
-    """(top, bottom, left, right) of a kh x kw conv with stride (sh, sw). padding: None ((k - 1) // 2 per axis),
-    an int, a pair (height, width) or "valid" (none) as nn.Conv2d's, "same" (TF SAME per axis: the extra
-    row/column at the bottom/right; at stride 1 the same as nn.Conv2d's "same") or (top, bottom, left, right)."""
-    sh, sw = stride
-    if isinstance(padding, (tuple, list)) and len(padding) == 4:
-        if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in padding):
-            raise ValueError(f"padding: expected non-negative ints (top, bottom, left, right), got {padding!r}")
-        return tuple(padding)
-    if padding is None:
-        padding = ((kh - 1) // 2, (kw - 1) // 2)
-    if padding == "valid":
-        return 0, 0, 0, 0
-    if padding == "same":
-        return (*explicit_padding(h, h, kh, sh, "same")[:2], *explicit_padding(w, w, kw, sw, "same")[2:])
-    ph, pw = _pair(padding, "padding")
-    if min(ph, pw) < 0:
-        raise ValueError(f"padding: expected non-negative pads, got {padding!r}")
-    return ph, ph, pw, pw
-
-
 def conv_bn_act(x, weight, bias, stride=1, padding=None, activation="silu", backend="auto"):
     """Fused dense conv + folded BN + activation.
 
     x: [N, C_in, H, W] float32/float16/bfloat16, any strides. weight: [C_out, C_in, kh, kw]; bias: [C_out]; both in
-    x's dtype, on x's device. stride: an int or (height, width). padding: see conv_pads (default (k - 1) // 2).
+    x's dtype, on x's device. stride: an int or (height, width). padding: None ((k - 1) // 2 per axis), or what
+    _common.conv_window takes: an int or a pair (height, width) as nn.Conv2d's, "valid", "same" (TF SAME per axis)
+    or (top, bottom, left, right).
     activation: one of "none", "relu", "relu6", "silu", "hardswish".
     Returns [N, C_out, out_h, out_w] in x's dtype and memory format.
     """
@@ -77,15 +50,13 @@ def conv_bn_act(x, weight, bias, stride=1, padding=None, activation="silu", back
                          f"got {tuple(weight.shape)}")
     c_out, _, kh, kw = weight.shape
     check_tensor(bias, "bias", shape=(c_out,), dtype=x.dtype, device=x.device)
-    stride = _pair(stride, "stride")
+    stride = as_pair(stride, "stride")
     if min(stride) < 1:
         raise ValueError(f"stride: expected positive strides, got {stride!r}")
     act = activation_code(activation, "activation", CONV_ACTIVATIONS)
-    top, bottom, left, right = conv_pads(h, w, kh, kw, stride, padding)
-    out_h, out_w = (h + top + bottom - kh) // stride[0] + 1, (w + left + right - kw) // stride[1] + 1
-    if out_h < 1 or out_w < 1:
-        raise ValueError(f"x: a {h}x{w} input padded by {(top, bottom, left, right)} is smaller than the "
-                         f"{kh}x{kw} kernel")
+    if padding is None:
+        padding = ((kh - 1) // 2, (kw - 1) // 2)
+    top, bottom, left, right, out_h, out_w = conv_window(h, w, (kh, kw), stride, padding)
     be = resolve(backend, x.device)
     if be == "eager":
         return conv_bn_act_ref(x, weight, bias, stride, (top, bottom, left, right), activation)

@@ -60,7 +60,8 @@ def dwconv_bn_act(x, weight, bias, stride=1, padding=None, activation="silu", se
 
     x: [N, C, H, W] float32/float16/bfloat16, any strides (channels_last is the fast layout).
     weight: [C, 1, k, k], k odd in 1..7; bias: [C]; both in x's dtype, on x's device.
-    stride: 1 or 2. padding: None ((k - 1) // 2), an int, "same" (TF SAME) or (top, bottom, left, right).
+    stride: 1 or 2. padding: None ((k - 1) // 2), or as _common.conv_window takes it: an int or a pair, "valid",
+    "same" (TF SAME) or (top, bottom, left, right).
     activation: one of "none", "relu", "relu6", "silu", "hardswish".
     se_sums: also return fp32 [N, C] sums of the activated output over H, W (the SE squeeze).
     Returns out ([N, C, out_h, out_w], x's dtype and memory format), or (out, sums).

@@ -172,7 +172,8 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
     """MBConv inference forward with BN folded into every conv (see reference.mbconv_ref).
 
     x [N, C_in, H, W]; expand_w [C_exp, C_in], expand_b [C_exp] (None when expand ratio is 1);
-    dw_w [C_exp, 1, k, k], dw_b [C_exp]; stride; padding (int, "same" or (top, bottom, left, right));
+    dw_w [C_exp, 1, k, k], dw_b [C_exp]; stride; padding (as _common.conv_window takes it: an int or a pair,
+    "valid", "same" (TF SAME) or (top, bottom, left, right));
     se_w1 [S, C_exp], se_b1 [S], se_w2 [C_exp, S], se_b2 [C_exp] (None without SE);
     proj_w [C_out, C_exp], proj_b [C_out]; residual (bool): add x to the output.
     All parameters in x's dtype. Returns [N, C_out, out_h, out_w] in x's dtype and memory format.
