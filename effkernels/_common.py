@@ -28,7 +28,7 @@ SE_GATES = ("sigmoid", "hardsigmoid")
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
-Padding = Union[int, str, tuple]
+Padding = Union[None, int, str, tuple]
 
 
 def activation_code(name: str, argname: str = "activation", allowed=CONV_ACTIVATIONS) -> int:
@@ -79,8 +79,8 @@ def conv_window(h: int, w: int, kernel, stride, padding: Padding) -> tuple:
     """(top, bottom, left, right, out_h, out_w) of a convolution on an h x w input; every op's padding goes
     through here. kernel, stride: an int or (height, width), checked by the caller.
 
-    padding: an int or a pair (height, width): symmetric, as nn.Conv2d's (out = (h + 2p - k) // s + 1);
-    "valid": none; "same": TensorFlow SAME per axis (out = ceil(h / s), pad_total = max((out - 1) * s + k - h, 0),
+    padding: None: (k - 1) // 2 per axis (odd kernels keep the size at stride 1); an int or a pair
+    (height, width): symmetric, as nn.Conv2d's (out = (h + 2p - k) // s + 1); "valid": none; "same": TensorFlow SAME per axis (out = ceil(h / s), pad_total = max((out - 1) * s + k - h, 0),
     the extra row/column at the bottom/right); or (top, bottom, left, right).
     """
     (kh, kw), (sh, sw) = as_pair(kernel, "kernel"), as_pair(stride, "stride")
@@ -88,7 +88,9 @@ def conv_window(h: int, w: int, kernel, stride, padding: Padding) -> tuple:
         out_h, out_w = math.ceil(h / sh), math.ceil(w / sw)
         pad_h, pad_w = max((out_h - 1) * sh + kh - h, 0), max((out_w - 1) * sw + kw - w, 0)
         return pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2, out_h, out_w
-    if padding == "valid":
+    if padding is None:
+        pads = ((kh - 1) // 2, (kh - 1) // 2, (kw - 1) // 2, (kw - 1) // 2)
+    elif padding == "valid":
         pads = (0, 0, 0, 0)
     elif isinstance(padding, (tuple, list)) and len(padding) == 4 and all(
             isinstance(p, int) and not isinstance(p, bool) for p in padding):

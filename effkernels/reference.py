@@ -31,7 +31,7 @@ def apply_activation(x: torch.Tensor, name: str) -> torch.Tensor:
     return _ACTIVATIONS[name](x)
 
 
-def dwconv_bn_act_ref(x, weight, bias, stride=1, padding=1, activation="silu", se_sums=False):
+def dwconv_bn_act_ref(x, weight, bias, stride=1, padding=None, activation="silu", se_sums=False):
     """act(depthwise_conv(x, weight, stride, padding) + bias); with se_sums also the per-(n, c)
     spatial sums of the activated output, shape [N, C], float32."""
     k = weight.shape[-1]

@@ -54,8 +54,6 @@ def conv_bn_act(x, weight, bias, stride=1, padding=None, activation="silu", back
     if min(stride) < 1:
         raise ValueError(f"stride: expected positive strides, got {stride!r}")
     act = activation_code(activation, "activation", CONV_ACTIVATIONS)
-    if padding is None:
-        padding = ((kh - 1) // 2, (kw - 1) // 2)
     top, bottom, left, right, out_h, out_w = conv_window(h, w, (kh, kw), stride, padding)
     be = resolve(backend, x.device)
     if be == "eager":

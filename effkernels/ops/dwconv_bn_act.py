@@ -36,7 +36,7 @@ _dispatch.define("dwconv_bn_act", _fake, "(Tensor x, Tensor weight, Tensor bias,
 
 def _check(x, weight, bias, stride, padding, activation, se_sums):
     """Validate dwconv_bn_act's arguments (errors name the argument); return
-    (activation code, padding with None resolved, (pad_top, pad_left, out_h, out_w))."""
+    (activation code, (pad_top, pad_left, out_h, out_w))."""
     check_tensor(x, "x", ndim=4, dtype=FLOAT_DTYPES)
     n, c, h, w = x.shape
     check_tensor(weight, "weight", ndim=4, dtype=x.dtype, device=x.device)
@@ -50,9 +50,7 @@ def _check(x, weight, bias, stride, padding, activation, se_sums):
     act = activation_code(activation, "activation", CONV_ACTIVATIONS)
     if not isinstance(se_sums, bool):
         raise ValueError(f"se_sums: expected a bool, got {se_sums!r}")
-    if padding is None:
-        padding = (k - 1) // 2
-    return act, padding, conv_geometry(h, w, k, stride, padding)
+    return act, conv_geometry(h, w, k, stride, padding)
 
 
 def dwconv_bn_act(x, weight, bias, stride=1, padding=None, activation="silu", se_sums=False, backend="auto"):
@@ -66,7 +64,7 @@ def dwconv_bn_act(x, weight, bias, stride=1, padding=None, activation="silu", se
     se_sums: also return fp32 [N, C] sums of the activated output over H, W (the SE squeeze).
     Returns out ([N, C, out_h, out_w], x's dtype and memory format), or (out, sums).
     """
-    act, padding, (pad_top, pad_left, out_h, out_w) = _check(x, weight, bias, stride, padding, activation, se_sums)
+    act, (pad_top, pad_left, out_h, out_w) = _check(x, weight, bias, stride, padding, activation, se_sums)
     name = resolve(backend, x.device)
     if name == "eager":
         return dwconv_bn_act_ref(x, weight, bias, stride, padding, activation, se_sums)

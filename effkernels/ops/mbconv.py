@@ -172,8 +172,8 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
     """MBConv inference forward with BN folded into every conv (see reference.mbconv_ref).
 
     x [N, C_in, H, W]; expand_w [C_exp, C_in], expand_b [C_exp] (None when expand ratio is 1);
-    dw_w [C_exp, 1, k, k], dw_b [C_exp]; stride; padding (as _common.conv_window takes it: an int or a pair,
-    "valid", "same" (TF SAME) or (top, bottom, left, right));
+    dw_w [C_exp, 1, k, k], dw_b [C_exp]; stride; padding (as _common.conv_window takes it: None ((k - 1) // 2),
+    an int or a pair, "valid", "same" (TF SAME) or (top, bottom, left, right));
     se_w1 [S, C_exp], se_b1 [S], se_w2 [C_exp, S], se_b2 [C_exp] (None without SE);
     proj_w [C_out, C_exp], proj_b [C_out]; residual (bool): add x to the output.
     All parameters in x's dtype. Returns [N, C_out, out_h, out_w] in x's dtype and memory format.
@@ -227,7 +227,7 @@ def _triton_block(x, expand_w, expand_b, dw_w, dw_b, stride, padding, geom, se_w
         else:
             h = _dispatch.run("pointwise_conv", "triton", x, expand_w, expand_b, act, None, None)
         # The dw kernel's limits (k, stride, activation) as the public op checks them.
-        dw_act, _, dw_geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, se)
+        dw_act, dw_geom = _check_dw(h, dw_w, dw_b, stride, padding, activation, se)
         h, se_out, y = _dispatch.run("mbconv_dw_se", "triton", h, dw_w, dw_b, stride, *dw_geom, dw_act, pre_b, act,
                                      se_w1, se_b1, se_w2, se_b2, se_act, se_gate, *lib)
     if project_lib:
