@@ -53,6 +53,10 @@ TORCH_LIBRARY(effkernels, m) {
   // FakeTensorMode and torch.compile.
   m.def("mbconv_path(int batch, int c_in, int height, int width, int c_exp, int kernel, int stride, "
         "bool has_expand) -> str");
+  // CPU diagnostic of the CPU kernels' scheduler (cpu/parallel.h: parallel_tasks): int64 [tasks, 3], per task
+  // the intra-op thread that ran it, how many times, and its start order; each task sleeps task_us
+  // microseconds, task slow_task slow_us. For tests.
+  m.def("parallel_tasks_trace(int tasks, int task_us, int slow_task, int slow_us) -> Tensor");
 }
 
 static PyObject* built_with_cuda(PyObject*, PyObject*) {

@@ -21,14 +21,15 @@ def _acc_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-_ACTIVATIONS = {"none": lambda x: x, "relu": F.relu, "relu6": F.relu6, "silu": F.silu, "hardswish": F.hardswish,
-                "sigmoid": torch.sigmoid, "hardsigmoid": F.hardsigmoid}
+# Every activation name the package knows, as the function it computes (convert identifies modules against these).
+ACTIVATION_FNS = {"none": lambda x: x, "relu": F.relu, "relu6": F.relu6, "silu": F.silu, "hardswish": F.hardswish,
+                  "sigmoid": torch.sigmoid, "hardsigmoid": F.hardsigmoid}
 
 
 def apply_activation(x: torch.Tensor, name: str) -> torch.Tensor:
-    if name not in _ACTIVATIONS:
+    if name not in ACTIVATION_FNS:
         raise ValueError(f"activation: unknown activation {name!r}")
-    return _ACTIVATIONS[name](x)
+    return ACTIVATION_FNS[name](x)
 
 
 def dwconv_bn_act_ref(x, weight, bias, stride=1, padding=None, activation="silu", se_sums=False):

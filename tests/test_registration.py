@@ -15,8 +15,9 @@ from helpers import backend_device, backend_unavailable
 from op_cases import lowered_samples
 
 NAMESPACES = {"effkernels": ("cpu", "cuda"), "effkernels_triton": ("triton",)}
-# No tensor argument, so no kernel and no fake: mbconv_path is checked where it is used (test_cpu_mbconv_fused.py).
-NO_KERNEL = {"mbconv_path"}
+# No tensor argument, so no kernel and no fake: each is checked where it is used (mbconv_path in
+# test_cpu_mbconv_fused.py, parallel_tasks_trace in test_cpu_parallel.py).
+NO_KERNEL = {"mbconv_path", "parallel_tasks_trace"}
 # The cpu backend's packed-weight ops (docs/CONTRACTS.md): a CPU kernel only.
 CPU_ONLY = {"pack_pointwise_weight", "pointwise_conv_packed", "mbconv_packed", "activation_", "conv_bn_act"}
 

@@ -4,25 +4,21 @@ Unsupported with the reason when a part has no fused equivalent."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..nn import InvertedResidual
 from ..nn.blocks import BlockSpec
 from ..ops.dwconv_bn_act import KERNEL_SIZES
+from ..reference import ACTIVATION_FNS
 from ._registry import Unsupported
 
-_ACT_FNS = {
-    "none": lambda x: x, "relu": F.relu, "relu6": F.relu6, "silu": F.silu, "hardswish": F.hardswish,
-    "sigmoid": torch.sigmoid, "hardsigmoid": F.hardsigmoid,
-}
 # Covers every kink and saturation point of the candidates (0, +-3, 6) and their tails.
 _PROBE = torch.cat([torch.linspace(-8.0, 8.0, 1601), torch.tensor([-100.0, -20.0, 20.0, 100.0])]).reshape(1, 1, 1, -1)
 
 
 def _identify(m) -> str | None:
     """The name of the elementwise function module m computes, found by running it on a probe, so an
-    activation of any library (or a re-implementation) is recognised. None: not one of _ACT_FNS, or
+    activation of any library (or a re-implementation) is recognised. None: not one of reference.ACTIVATION_FNS, or
     m holds tensors (a learned activation would change with its weights)."""
     if m is None:
         return "none"
@@ -35,7 +31,7 @@ def _identify(m) -> str | None:
         return None
     if not isinstance(out, torch.Tensor) or out.shape != _PROBE.shape:
         return None
-    for name, fn in _ACT_FNS.items():
+    for name, fn in ACTIVATION_FNS.items():
         if torch.allclose(out.float(), fn(_PROBE), rtol=1e-5, atol=1e-6):
             return name
     return None
