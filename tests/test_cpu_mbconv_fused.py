@@ -200,7 +200,7 @@ def test_auto_and_plain_weights_match_forced_paths():
     assert ops.mbconv_path(2, 11, 9, 9, 11, 3, 1, False) == "unfused"
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
 @pytest.mark.parametrize("c_in,c_out,hw", [(13, 37, (7, 5)), (320, 1280, (3, 3)), (40, 8, (1, 1))])
 def test_pointwise_conv_packed(dtype, channels_last, c_in, c_out, hw):

@@ -36,7 +36,7 @@ namespace {
 using at::Tensor;
 using OptT = std::optional<Tensor>;
 
-// Rows of A per GEMM task: an A block of about this many bytes stays in L2 while the task's panels pass.
+// Rows of A per GEMM task: an A block of about this many bytes (fp32, as the tile reads it) stays in L2 while the task's panels pass.
 constexpr int64_t kGemmABytes = 128 << 10;
 // Fused path: bytes of the ring of K expanded rows per task (fp32), an L2-resident working set.
 constexpr int64_t kRingBytes = 128 << 10;
@@ -97,24 +97,44 @@ GemmSplit gemm_split(int64_t N, int64_t M, int64_t K, int64_t P, int64_t min_blo
   return best;
 }
 
+// Vector j of row i of a GEMM tile (bias added) -> act, + the residual r, into o: row stride c_out, the
+// tile's first cols (<= kNR) columns.
+template <typename T>
+EFFK_INLINE void gemm_epilogue(Vec v, int64_t i, int j, T* o, const T* r, int64_t c_out, int64_t cols, int act) {
+  const int64_t c = j * kVec;
+  if (c >= cols) return;
+  const int nc = static_cast<int>(std::min<int64_t>(kVec, cols - c));
+  v = act_vec(v, act);
+  if (r) v = v + (nc == kVec ? load_f(r + i * c_out + c) : load_f(r + i * c_out + c, nc));
+  store_f(o + i * c_out + c, v, nc);
+}
+
+// gemm_epilogue over `rows` rows of a tile stored as fp32 (kNR per row).
+template <typename T>
+EFFK_NOINLINE void gemm_epilogue_rows(const float* t, int64_t rows, T* o, const T* r, int64_t c_out, int64_t cols,
+                                      int act) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int j = 0; j < 2; ++j) gemm_epilogue(Vec::loadu(t + i * kNR + j * kVec), i, j, o, r, c_out, cols, act);
+}
+
 // out[n, m, :] = act(A[n, m, :] @ (W * scale[n])^T + bias) + R[n, m, :] for A [N, M, K] rows (NHWC pixels),
 // W packed (pack_panels), out and R [N, M, c_out]. Tasks: gemm_split's.
 template <typename T>
 void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, const T* bias, int64_t c_out,
                const float* scale, T* out, const T* R, int act) {
   const int64_t P = panels_of(c_out);
-  const int64_t mc_max = std::max<int64_t>(kMR, kGemmABytes / (K * int64_t{sizeof(T)}) / kMR * kMR);
+  const int64_t mc_max = std::max<int64_t>(kMR, kGemmABytes / (K * int64_t{sizeof(float)}) / kMR * kMR);
   const GemmSplit split = gemm_split(N, M, K, P, (M + mc_max - 1) / mc_max, scale != nullptr);
   const int64_t mblocks = split.mblocks, rb = N * mblocks, mc = split.mc, per_group = split.per_group,
                 groups = split.groups;
   std::vector<float> bias_pad(P * kNR);
   for (int64_t p = 0; p < P; ++p) panel_bias(bias, c_out, p, bias_pad.data() + p * kNR);
   parallel_tasks(rb * groups, [&](auto&& next) {
-    std::vector<float> scaled(scale ? K * kNR : 0);
+    std::vector<float> scaled(scale ? K * kNR : 0), a_f32, o_f32;
     for (int64_t u; (u = next()) >= 0;) {
       const int64_t r = u % rb, g = u / rb, n = r / mblocks;
       const int64_t m0 = (r % mblocks) * mc, rows = std::min(M, m0 + mc) - m0;
-      const T* a = A + (n * M + m0) * K;
+      const float* a = rows_as_f32(A + (n * M + m0) * K, rows * K, a_f32);
       T* o = out + (n * M + m0) * c_out;
       const T* res = R ? R + (n * M + m0) * c_out : nullptr;
       for (int64_t p = g * per_group; p < std::min(P, (g + 1) * per_group); ++p) {
@@ -126,14 +146,23 @@ void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, con
               (Vec::loadu(panel + k * kNR + j) * Vec(s[k])).store(scaled.data() + k * kNR + j);
           panel = scaled.data();
         }
-        rows_x_panel(a, K, rows, K, panel, bias_pad.data() + p * kNR, [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE {
-          const int64_t c = p * kNR + j * kVec;
-          if (c >= c_out) return;
-          const int nc = static_cast<int>(std::min<int64_t>(kVec, c_out - c));
-          v = act_vec(v, act);
-          if (res) v = v + (nc == kVec ? load_f(res + i * c_out + c) : load_f(res + i * c_out + c, nc));
-          store_f(o + i * c_out + c, v, nc);
-        });
+        T* op = o + p * kNR;
+        const T* rp = res ? res + p * kNR : nullptr;
+        const int64_t cols = std::min<int64_t>(kNR, c_out - p * kNR);
+        if constexpr (std::is_same_v<T, float>) {
+          rows_x_panel(a, K, rows, K, panel, bias_pad.data() + p * kNR, [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE {
+            gemm_epilogue(v, i, j, op, rp, c_out, cols, act);
+          });
+        } else {
+          // With a 16-bit epilogue inlined after it, gcc spilled the tile's accumulators to the stack inside the
+          // k loop (perf annotate; B0's project shapes took 2.7-3x fp32's time): the tile stores fp32, and the
+          // epilogue runs over that in a function of its own.
+          o_f32.resize(rows * kNR);
+          rows_x_panel(a, K, rows, K, panel, bias_pad.data() + p * kNR, [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE {
+            v.store(o_f32.data() + i * kNR + j * kVec);
+          });
+          gemm_epilogue_rows(o_f32.data(), rows, op, rp, c_out, cols, act);
+        }
       }
     }
   });
@@ -220,7 +249,7 @@ void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* e
     at_row[i] = i / g.W * slot + (i % g.W + g.pad_l) * kVec;
   parallel_tasks(g.N * plan.chunks * plan.bands, [&](auto&& next) {
     RowRing<K, S> ring(plan.band_in ? 0 : slot);
-    std::vector<float> band_buf(plan.band_in * slot, 0.f);
+    std::vector<float> band_buf(plan.band_in * slot, 0.f), a_f32;
     for (int64_t u; (u = next()) >= 0;) {
       const int64_t n = u / (plan.chunks * plan.bands), chunk = u / plan.bands % plan.chunks, band = u % plan.bands;
       const int64_t c0 = chunk * plan.cc, cc = std::min(plan.cc, g.C - c0);
@@ -231,7 +260,7 @@ void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* e
       // Expands input rows [ih, ih + nrows) into buffer slots of `slot` floats from buf: vector v of column w
       // at (v * Wp + w) * kVec in its row's slot.
       auto expand = [&](float* buf, int64_t ih, int64_t nrows) {
-        const T* a = x + (n * g.H + ih) * g.W * g.Cin;
+        const float* a = rows_as_f32(x + (n * g.H + ih) * g.W * g.Cin, nrows * g.W * g.Cin, a_f32);
         for (int64_t p = 0; p < np; ++p) {
           float* dst = buf + 2 * p * Wp * kVec;
           rows_x_panel(a, g.Cin, nrows * g.W, g.Cin, ewp + (p0 + p) * g.Cin * kNR, ebias + (p0 + p) * kNR,

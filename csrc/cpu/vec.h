@@ -18,9 +18,11 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define EFFK_INLINE inline __attribute__((always_inline))
 #define EFFK_LAMBDA_INLINE __attribute__((always_inline))
+#define EFFK_NOINLINE __attribute__((noinline))
 #else
 #define EFFK_INLINE inline
 #define EFFK_LAMBDA_INLINE
+#define EFFK_NOINLINE
 #endif
 
 namespace effkernels::cpu {
