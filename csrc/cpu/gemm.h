@@ -29,7 +29,8 @@ inline at::Tensor pack_panels(const at::Tensor& w) {
 
 // acc[i][j] += sum_k a[i * lda + k] * bp[k * kNR + j * kVec + lane], for MR rows.
 template <int MR>
-EFFK_INLINE void tile(const float* __restrict a, int64_t lda, int64_t K, const float* __restrict bp, Vec (&acc)[MR][2]) {
+EFFK_INLINE void tile(const float* __restrict a, int64_t lda, int64_t K, const float* __restrict bp,
+                      Vec (&acc)[MR][2]) {
   for (int64_t k = 0; k < K; ++k, bp += kNR) {
     const Vec b0 = Vec::loadu(bp), b1 = Vec::loadu(bp + kVec);
 #pragma GCC unroll 12

@@ -36,7 +36,8 @@ namespace {
 using at::Tensor;
 using OptT = std::optional<Tensor>;
 
-// Rows of A per GEMM task: an A block of about this many bytes (fp32, as the tile reads it) stays in L2 while the task's panels pass.
+// Rows of A per GEMM task: an A block of about this many bytes (fp32, as the tile reads it) stays in L2 while
+// the task's panels pass.
 constexpr int64_t kGemmABytes = 128 << 10;
 // Fused path: bytes of the ring of K expanded rows per task (fp32), an L2-resident working set.
 constexpr int64_t kRingBytes = 128 << 10;
@@ -149,8 +150,9 @@ void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, con
         T* op = o + p * kNR;
         const T* rp = res ? res + p * kNR : nullptr;
         const int64_t cols = std::min<int64_t>(kNR, c_out - p * kNR);
+        const float* pbias = bias_pad.data() + p * kNR;
         if constexpr (std::is_same_v<T, float>) {
-          rows_x_panel(a, K, rows, K, panel, bias_pad.data() + p * kNR, [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE {
+          rows_x_panel(a, K, rows, K, panel, pbias, [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE {
             gemm_epilogue(v, i, j, op, rp, c_out, cols, act);
           });
         } else {
@@ -158,7 +160,7 @@ void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, con
           // k loop (perf annotate; B0's project shapes took 2.7-3x fp32's time): the tile stores fp32, and the
           // epilogue runs over that in a function of its own.
           o_f32.resize(rows * kNR);
-          rows_x_panel(a, K, rows, K, panel, bias_pad.data() + p * kNR, [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE {
+          rows_x_panel(a, K, rows, K, panel, pbias, [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE {
             v.store(o_f32.data() + i * kNR + j * kVec);
           });
           gemm_epilogue_rows(o_f32.data(), rows, op, rp, c_out, cols, act);
