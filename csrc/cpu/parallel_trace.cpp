@@ -1,6 +1,6 @@
 // parallel_tasks_trace: which intra-op thread ran each task of parallel_tasks (parallel.h), how often and in
-// which order, the tasks taking a set time and one of them longer. A diagnostic for the scheduler's tests, not a kernel: the kernels' results cannot show
-// whether a steal happened, only that no task was lost or run twice.
+// which order, the tasks taking a set time and one of them longer. A diagnostic for the scheduler's tests, not a
+// kernel: the kernels' results cannot show whether a steal happened, only that no task was lost or run twice.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
