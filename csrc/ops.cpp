@@ -29,8 +29,9 @@ TORCH_LIBRARY(effkernels, m) {
         "int stride, int pad_top, int pad_left, int out_h, int out_w, Tensor? se_w1, Tensor? se_b1, "
         "Tensor? se_w2, Tensor? se_b2, Tensor proj_w, Tensor proj_b, bool residual, int activation, "
         "int se_activation, int se_gate) -> Tensor");
-  // CPU: a 1x1-conv weight [C_out, C_in] packed for the CPU block kernels (fp32 panels, cpu/gemm.h), done
-  // once when the weights are folded instead of a reorder per call.
+  // CPU: a 1x1-conv weight [C_out, C_in] packed for the CPU block kernels (fp32 panels, cpu/gemm.h; a bf16
+  // weight on a CPU with AMX: bf16 AMX panels, cpu/amx.h), done once when the weights are folded instead of a
+  // reorder per call.
   m.def("pack_pointwise_weight(Tensor weight) -> Tensor");
   // CPU: pointwise_conv with `weight` from pack_pointwise_weight (C_out = bias.shape[0]).
   m.def("pointwise_conv_packed(Tensor x, Tensor weight, Tensor bias, int activation, Tensor? scale, "
@@ -71,9 +72,16 @@ static PyObject* built_with_cuda(PyObject*, PyObject*) {
 // AVX-512 build on an AVX2 CPU must not execute its code).
 static PyObject* cpu_panel_width(PyObject*, PyObject*) { return PyLong_FromLong(effkernels::cpu::kNR); }
 
+// ... and whether a bf16 weight gets AMX panels (cpu/amx.h: cpuid and the OS's permission, no AMX instruction).
+static PyObject* cpu_amx_bf16(PyObject*, PyObject*) {
+  if (effkernels::cpu::amx_bf16_usable()) Py_RETURN_TRUE;
+  Py_RETURN_FALSE;
+}
+
 static PyMethodDef methods[] = {
     {"built_with_cuda", built_with_cuda, METH_NOARGS, "True when the CUDA kernels were compiled in."},
     {"cpu_panel_width", cpu_panel_width, METH_NOARGS, "Output channels per pack_pointwise_weight panel."},
+    {"cpu_amx_bf16", cpu_amx_bf16, METH_NOARGS, "True when pack_pointwise_weight gives bf16 weights AMX panels."},
     {nullptr, nullptr, 0, nullptr}};
 
 // A plain Python module so `import effkernels._C` loads the library (and runs the

@@ -413,9 +413,12 @@ def lowered_samples(device):
     out["mbconv"] = mbs
     if torch.device(device).type == "cpu" and hasattr(torch.ops.effkernels, "pack_pointwise_weight"):  # cpu backend
         pack = torch.ops.effkernels.pack_pointwise_weight
-        out["pack_pointwise_weight"] = [(pws[0].args[1],)]
+        # bf16: AMX panels where the CPU has AMX (the fake must give their shape), else fp32 ones
+        out["pack_pointwise_weight"] = [(pws[0].args[1],), (pws[0].args[1].bfloat16(),)]
         x, w, b, _, scale, res = pws[0].args
-        out["pointwise_conv_packed"] = [(x, pack(w), b, act["silu"], scale, res)]
+        out["pointwise_conv_packed"] = [(x, pack(w), b, act["silu"], scale, res),
+                                        (x.bfloat16(), pack(w.bfloat16()), b.bfloat16(), act["silu"], scale,
+                                         res.bfloat16())]
         out["mbconv_packed"] = [(m[0], pack(m[1]), *m[2:14], pack(m[14]), *m[15:], path)
                                 for m, path in zip(mbs, ("fused", "unfused")) if m[1] is not None]
         out["activation_"] = [(make_x((2, 19, 5, 7), dtype, layout, device), act[a])

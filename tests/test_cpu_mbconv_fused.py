@@ -77,7 +77,7 @@ def _poison_heap(nbytes, dtype):
 
 
 def _run(cls, h, w, n, dtype, channels_last, se, path, threads, act="hardswish", se_act="relu", gate="hardsigmoid",
-         seed=0, c_in=None, dw_layout=lambda dw: dw):
+         seed=0, c_in=None, dw_layout=lambda dw: dw, pack_dtype=None):
     expand, k, stride, residual = cls
     c_in = c_in or (11 if expand == 6 else 20)  # C_exp 66 / 20: not multiples of 16 (nor of 8 for 66)
     c_exp, c_out = c_in * expand, (c_in if residual else 13)
@@ -88,7 +88,9 @@ def _run(cls, h, w, n, dtype, channels_last, se, path, threads, act="hardswish",
         x = x.contiguous(memory_format=torch.channels_last)
     top, bottom, oh = _same_pads(h, k, stride)
     left, right, ow = _same_pads(w, k, stride)
-    pack = ops.pack_pointwise_weight
+    def pack(w):  # pack_dtype float32: the fp32 panels, which every input dtype can run on
+        return ops.pack_pointwise_weight(w if pack_dtype is None else w.to(pack_dtype))
+
     args = (x, None if p["ew"] is None else pack(p["ew"]), p["eb"], dw_layout(p["dw"]), p["db"], stride, top, left, oh, ow,
             p["w1"], p["b1"], p["w2"], p["b2"], pack(p["pw"]), p["pb"], residual, ACTIVATIONS[act],
             ACTIVATIONS[se_act], ACTIVATIONS[gate])
@@ -118,6 +120,57 @@ def test_block_classes(cls, path, dtype, channels_last, n, se, threads):
     assert out.dtype == dtype
     assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     assert_close_to_ref(out, ref, dtype)
+
+
+AMX = torch.ops.effkernels.pack_pointwise_weight(torch.zeros(1, 1, dtype=torch.bfloat16)).dim() == 4
+NO_AMX = "this CPU (or build) has no AMX: bf16 weights get the fp32 panels, tested everywhere"
+
+
+@pytest.mark.parametrize("cls,path", [(c, p) for c in CLASSES for p in ("fused", "unfused") if c[0] != 1 or p == "unfused"],
+                         ids=lambda v: _cls_id(v) if isinstance(v, tuple) else v)
+@pytest.mark.parametrize("c_in,h,w,n,threads", [(11, 9, 7, 2, 4), (32, 6, 11, 1, 1), (40, 14, 13, 1, 2)])
+def test_bf16_on_both_packings(cls, path, c_in, h, w, n, threads):
+    """A bf16 weight packs as AMX panels where AMX runs (then test_block_classes' bf16 cases run the AMX GEMM)
+    and as fp32 panels elsewhere; a bf16 input also runs on fp32 panels (packed from an fp32 weight). Both
+    give the oracle's result, with SE (its scale rounded into the AMX GEMM's bf16 input), at K = C_in and
+    C_exp not multiples of 32 and exactly 32 / 192, rows in groups of 32 with short last groups."""
+    for pack_dtype in (None, torch.float32):
+        out, ref = _run(cls, h, w, n, torch.bfloat16, True, True, path, threads, act="silu", se_act="silu",
+                        gate="sigmoid", c_in=c_in, pack_dtype=pack_dtype)
+        assert_close_to_ref(out, ref, torch.bfloat16)
+
+
+def test_pack_layouts():
+    """pack_pointwise_weight: fp32 panels [ceil(C_out / nr), C_in, nr] for every dtype, except a bf16 weight
+    where AMX runs: bf16 [ceil(C_out / 32), ceil(C_in / 32) * 16, 32, 2] with W[c, k] at
+    (c // 32, k // 2, c % 32, k % 2), zero past C_out and C_in."""
+    from effkernels import _ext
+
+    nr = _ext._C.cpu_panel_width()
+    w = torch.randn(37, 45)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        packed = ops.pack_pointwise_weight(w.to(dtype))
+        if dtype == torch.bfloat16 and AMX:
+            assert packed.dtype == torch.bfloat16 and packed.shape == (2, 32, 32, 2)
+            full = torch.zeros(64, 64, dtype=torch.bfloat16)
+            full[:37, :45] = w.to(dtype)
+            assert torch.equal(packed, full.view(2, 32, 32, 2).permute(0, 2, 1, 3))
+        else:
+            assert packed.dtype == torch.float32 and packed.shape == (-(-37 // nr), 45, nr)
+            full = torch.zeros(-(-37 // nr) * nr, 45)
+            full[:37] = w.to(dtype).float()
+            assert torch.equal(packed, full.view(-1, nr, 45).transpose(1, 2))
+
+
+@pytest.mark.skipif(not AMX, reason=NO_AMX)
+def test_amx_panels_refuse_other_dtypes():
+    x = torch.randn(1, 45, 5, 5)
+    w = torch.randn(37, 45, dtype=torch.bfloat16)
+    with pytest.raises(RuntimeError, match="weight: holds AMX panels, which take bf16 inputs: got x Float"):
+        ops.pointwise_conv_packed(x, ops.pack_pointwise_weight(w), torch.randn(37), 0, None, None)
+    with pytest.raises(RuntimeError, match=r"weight: expected the AMX panels of a \[37, 44\] matrix"):
+        ops.pointwise_conv_packed(x[:, :44].bfloat16(), ops.pack_pointwise_weight(w[:, :31]),
+                                  torch.randn(37).bfloat16(), 0, None, None)
 
 
 @pytest.mark.parametrize("cls", [c for c in CLASSES if c[0] == 6], ids=lambda c: f"k{c[1]}s{c[2]}")
@@ -202,7 +255,7 @@ def test_auto_and_plain_weights_match_forced_paths():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("channels_last", [True, False], ids=["nhwc", "nchw"])
-@pytest.mark.parametrize("c_in,c_out,hw", [(13, 37, (7, 5)), (320, 1280, (3, 3)), (40, 8, (1, 1))])
+@pytest.mark.parametrize("c_in,c_out,hw", [(13, 37, (7, 5)), (320, 1280, (3, 3)), (40, 8, (1, 1)), (64, 70, (9, 11))])
 def test_pointwise_conv_packed(dtype, channels_last, c_in, c_out, hw):
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(2, c_in, *hw, generator=gen).to(dtype)

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "amx.h"
 #include "vec.h"
 
 namespace effkernels::cpu {
@@ -25,6 +26,23 @@ inline at::Tensor pack_panels(const at::Tensor& w) {
   at::Tensor padded = at::zeros({P * kNR, K}, w.options().dtype(at::kFloat));
   padded.narrow(0, 0, c_out).copy_(w);
   return padded.view({P, kNR, K}).transpose(1, 2).contiguous();
+}
+
+// A packed 1x1 weight as the kernels read it: fp32 panels [P, K, kNR] (pack_panels), or bf16 AMX panels
+// [P, amx_k(K) / 2, kNR, 2] (pack_panels_amx) for bf16 inputs.
+static_assert(!EFFK_AMX || kNR == kAmxNR, "AMX panels are the width of the fp32 ones");
+struct Panels {
+  const float* f32 = nullptr;
+  const bf16* amx = nullptr;
+  int64_t K = 0;
+  const float* f32_panel(int64_t p) const { return f32 + p * K * kNR; }
+  const bf16* amx_panel(int64_t p) const { return amx + p * amx_k(K) * kNR; }
+};
+
+// The packing pack_pointwise_weight makes: AMX panels for a bf16 weight where AMX runs, else fp32 panels.
+inline at::Tensor pack_weight(const at::Tensor& w) {
+  if (w.scalar_type() == at::kBFloat16 && amx_bf16_usable()) return pack_panels_amx(w);
+  return pack_panels(w);
 }
 
 // acc[i][j] += sum_k a[i * lda + k] * bp[k * kNR + j * kVec + lane], for MR rows.

@@ -119,9 +119,9 @@ EFFK_NOINLINE void gemm_epilogue_rows(const float* t, int64_t rows, T* o, const 
 }
 
 // out[n, m, :] = act(A[n, m, :] @ (W * scale[n])^T + bias) + R[n, m, :] for A [N, M, K] rows (NHWC pixels),
-// W packed (pack_panels), out and R [N, M, c_out]. Tasks: gemm_split's.
+// W packed (Panels), out and R [N, M, c_out]. Tasks: gemm_split's.
 template <typename T>
-void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, const T* bias, int64_t c_out,
+void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const Panels& w, const T* bias, int64_t c_out,
                const float* scale, T* out, const T* R, int act) {
   const int64_t P = panels_of(c_out);
   const int64_t mc_max = std::max<int64_t>(kMR, kGemmABytes / (K * int64_t{sizeof(float)}) / kMR * kMR);
@@ -131,15 +131,32 @@ void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, con
   std::vector<float> bias_pad(P * kNR);
   for (int64_t p = 0; p < P; ++p) panel_bias(bias, c_out, p, bias_pad.data() + p * kNR);
   parallel_tasks(rb * groups, [&](auto&& next) {
-    std::vector<float> scaled(scale ? K * kNR : 0), a_f32, o_f32;
+    std::vector<float> scaled(scale && w.f32 ? K * kNR : 0), a_f32, o_f32;
+    std::vector<bf16> a_bf16;
     for (int64_t u; (u = next()) >= 0;) {
       const int64_t r = u % rb, g = u / rb, n = r / mblocks;
       const int64_t m0 = (r % mblocks) * mc, rows = std::min(M, m0 + mc) - m0;
-      const float* a = rows_as_f32(A + (n * M + m0) * K, rows * K, a_f32);
       T* o = out + (n * M + m0) * c_out;
       const T* res = R ? R + (n * M + m0) * c_out : nullptr;
+#if EFFK_AMX
+      if constexpr (std::is_same_v<T, bf16>) {
+        if (w.amx) {  // the SE scale goes into the bf16 copy of A
+          const bf16* a = rows_as_amx(A + (n * M + m0) * K, K, rows, K, scale ? scale + n * K : nullptr, a_bf16);
+          for (int64_t p = g * per_group; p < std::min(P, (g + 1) * per_group); ++p) {
+            const int64_t cols = std::min<int64_t>(kNR, c_out - p * kNR);
+            amx_rows_x_panel(a, rows, amx_k(K), w.amx_panel(p), bias_pad.data() + p * kNR,
+                             [&](int64_t i0, int64_t n_rows, const float* t) {
+                               gemm_epilogue_rows(t, n_rows, o + i0 * c_out + p * kNR,
+                                                  res ? res + i0 * c_out + p * kNR : nullptr, c_out, cols, act);
+                             });
+          }
+          continue;
+        }
+      }
+#endif
+      const float* a = rows_as_f32(A + (n * M + m0) * K, rows * K, a_f32);
       for (int64_t p = g * per_group; p < std::min(P, (g + 1) * per_group); ++p) {
-        const float* panel = wp + p * K * kNR;
+        const float* panel = w.f32_panel(p);
         if (scale) {  // the SE scale of sample n on the panel's input channels
           const float* s = scale + n * K;
           for (int64_t k = 0; k < K; ++k)
@@ -170,6 +187,12 @@ void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const float* wp, con
   });
 }
 
+// A packed weight (check_packed's) as the kernels read it.
+Panels panels(const Tensor& wp, int64_t K) {
+  if (wp.scalar_type() == at::kBFloat16) return {nullptr, reinterpret_cast<const bf16*>(wp.const_data_ptr<at::BFloat16>()), K};
+  return {wp.const_data_ptr<float>(), nullptr, K};
+}
+
 // x NHWC-dense; returns [N, c_out, H, W] channels_last.
 Tensor pointwise(const Tensor& x, const Tensor& wp, const Tensor& bias, int act, const OptT& scale,
                  const Tensor* residual) {
@@ -179,7 +202,7 @@ Tensor pointwise(const Tensor& x, const Tensor& wp, const Tensor& bias, int act,
   const Tensor b = bias.to(x.scalar_type()).contiguous();
   const Tensor s = scale ? scale->contiguous() : Tensor();
   EFFK_DISPATCH_FLOAT(x.scalar_type(), "pointwise_packed_cpu", [&] {
-    gemm_nhwc<scalar_t>(x.const_data_ptr<scalar_t>(), N, M, K, wp.const_data_ptr<float>(), b.const_data_ptr<scalar_t>(),
+    gemm_nhwc<scalar_t>(x.const_data_ptr<scalar_t>(), N, M, K, panels(wp, K), b.const_data_ptr<scalar_t>(),
                         c_out, scale ? s.const_data_ptr<float>() : nullptr, out.mutable_data_ptr<scalar_t>(),
                         residual ? residual->const_data_ptr<scalar_t>() : nullptr, act);
   });
@@ -237,10 +260,10 @@ FusedPlan fused_plan(int64_t N, int64_t Cin, int64_t C, int64_t H, int64_t W, in
   return best;
 }
 
-// x NHWC [N, H, W, Cin]; ewp packed expand weights with ebias (fp32, panels_of(C) * kNR); wpk/bpk the
+// x NHWC [N, H, W, Cin]; ew packed expand weights with ebias (fp32, panels_of(C) * kNR); wpk/bpk the
 // depthwise weights [K*K, Cp] and bias [Cp] in fp32; d NHWC [N, OH, OW, C]; partial [tasks, cc] SE sums.
 template <typename T, int K, int S>
-void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* ebias, const float* wpk,
+void fused_expand_dw(const T* x, const Geom& g, const Panels& ew, const float* ebias, const float* wpk,
                      const float* bpk, int64_t Cp, T* d, float* partial, const FusedPlan& plan, int act) {
   const int64_t Wp = std::max(g.W + g.pad_l, (g.OW - 1) * S + K);
   const int64_t slot = plan.cc * Wp;  // floats: cc / kVec channel vectors of Wp columns
@@ -252,6 +275,7 @@ void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* e
   parallel_tasks(g.N * plan.chunks * plan.bands, [&](auto&& next) {
     RowRing<K, S> ring(plan.band_in ? 0 : slot);
     std::vector<float> band_buf(plan.band_in * slot, 0.f), a_f32;
+    std::vector<bf16> a_bf16;
     for (int64_t u; (u = next()) >= 0;) {
       const int64_t n = u / (plan.chunks * plan.bands), chunk = u / plan.bands % plan.chunks, band = u % plan.bands;
       const int64_t c0 = chunk * plan.cc, cc = std::min(plan.cc, g.C - c0);
@@ -262,10 +286,28 @@ void fused_expand_dw(const T* x, const Geom& g, const float* ewp, const float* e
       // Expands input rows [ih, ih + nrows) into buffer slots of `slot` floats from buf: vector v of column w
       // at (v * Wp + w) * kVec in its row's slot.
       auto expand = [&](float* buf, int64_t ih, int64_t nrows) {
-        const float* a = rows_as_f32(x + (n * g.H + ih) * g.W * g.Cin, nrows * g.W * g.Cin, a_f32);
+        const T* src = x + (n * g.H + ih) * g.W * g.Cin;
+#if EFFK_AMX
+        if constexpr (std::is_same_v<T, bf16>) {
+          if (ew.amx) {
+            const bf16* a = rows_as_amx(src, g.Cin, nrows * g.W, g.Cin, nullptr, a_bf16);
+            for (int64_t p = 0; p < np; ++p) {
+              float* dst = buf + 2 * p * Wp * kVec;
+              amx_rows_x_panel(a, nrows * g.W, amx_k(g.Cin), ew.amx_panel(p0 + p), ebias + (p0 + p) * kNR,
+                               [&](int64_t i0, int64_t n_rows, const float* t) {
+                                 for (int64_t i = 0; i < n_rows; ++i)
+                                   for (int j = 0; j < 2; ++j)
+                                     act_vec(Vec::loadu(t + i * kNR + j * kVec), act).store(dst + at_row[i0 + i] + j * Wp * kVec);
+                               });
+            }
+            return;
+          }
+        }
+#endif
+        const float* a = rows_as_f32(src, nrows * g.W * g.Cin, a_f32);
         for (int64_t p = 0; p < np; ++p) {
           float* dst = buf + 2 * p * Wp * kVec;
-          rows_x_panel(a, g.Cin, nrows * g.W, g.Cin, ewp + (p0 + p) * g.Cin * kNR, ebias + (p0 + p) * kNR,
+          rows_x_panel(a, g.Cin, nrows * g.W, g.Cin, ew.f32_panel(p0 + p), ebias + (p0 + p) * kNR,
                        [&](int64_t i, int j, Vec v) EFFK_LAMBDA_INLINE {
                          act_vec(v, act).store(dst + at_row[i] + j * Wp * kVec);
                        });
@@ -346,7 +388,7 @@ std::tuple<Tensor, Tensor> expand_dw_fused(const Tensor& x, const Tensor& ewp, c
     for (int64_t p = 0; p < panels_of(g.C); ++p) panel_bias(ebt.const_data_ptr<scalar_t>(), g.C, p, ebias.data() + p * kNR);
     dw_static_switch(K, S, [&](auto kc, auto sc) {
       fused_expand_dw<scalar_t, decltype(kc)::value, decltype(sc)::value>(
-          x.const_data_ptr<scalar_t>(), g, ewp.const_data_ptr<float>(), ebias.data(), dw.first, dw.second, Cp,
+          x.const_data_ptr<scalar_t>(), g, panels(ewp, g.Cin), ebias.data(), dw.first, dw.second, Cp,
           d.mutable_data_ptr<scalar_t>(), se ? partial.data() : nullptr, plan, act);
     });
   });
@@ -413,7 +455,19 @@ int64_t check_block(const Tensor& x, const OptT& ewp, const OptT& eb, const Tens
   return c_exp;
 }
 
-void check_packed(const Tensor& wp, const char* name, int64_t k, int64_t c_out) {
+// wp: fp32 panels of a [c_out, k] matrix, or (for a bf16 x, where AMX runs) its AMX panels.
+void check_packed(const Tensor& wp, const char* name, int64_t k, int64_t c_out, const Tensor& x) {
+  if (wp.scalar_type() == at::kBFloat16 && wp.dim() == 4) {
+    EFFK_CHECK_ARG(amx_bf16_usable(), name, "holds AMX panels (pack_pointwise_weight of a bf16 weight on a CPU with "
+                   "AMX), which this CPU or build cannot run: pack the weight here");
+    EFFK_CHECK_ARG(x.scalar_type() == at::kBFloat16, name, "holds AMX panels, which take bf16 inputs: got x ",
+                   x.scalar_type(), " (pack a weight of x's dtype)");
+    EFFK_CHECK_ARG(wp.size(0) == panels_of(c_out) && wp.size(1) == amx_k(k) / 2 && wp.size(2) == kNR &&
+                       wp.size(3) == 2 && wp.is_contiguous() && wp.is_cpu(),
+                   name, "expected the AMX panels of a [", c_out, ", ", k, "] matrix (contiguous bf16 [",
+                   panels_of(c_out), ", ", amx_k(k) / 2, ", ", kNR, ", 2] on the CPU), got ", wp.sizes());
+    return;
+  }
   EFFK_CHECK_ARG(wp.dim() == 3 && wp.size(0) == panels_of(c_out) && wp.size(1) == k && wp.size(2) == kNR &&
                      wp.scalar_type() == at::kFloat && wp.is_contiguous() && wp.is_cpu(),
                  name, "expected weights from effkernels::pack_pointwise_weight of a [", c_out, ", ", k,
@@ -468,7 +522,7 @@ Tensor pack_pointwise_weight(const Tensor& w) {
   EFFK_CHECK_ARG(w.dim() == 2 && w.size(0) >= 1 && w.size(1) >= 1, "weight",
                  "expected a 2-d 1x1-conv weight [C_out, C_in], got shape ", w.sizes());
   EFFK_CHECK_ARG(is_float(w), "weight", expected_float, ", got ", w.scalar_type());
-  return pack_panels(w);
+  return pack_weight(w);
 }
 
 Tensor pointwise_conv_packed(const Tensor& x_in, const Tensor& wp, const Tensor& bias, int64_t activation,
@@ -477,7 +531,7 @@ Tensor pointwise_conv_packed(const Tensor& x_in, const Tensor& wp, const Tensor&
   EFFK_CHECK_ARG(bias.dim() == 1, "bias", "expected a 1-d bias [C_out], got shape ", bias.sizes());
   const int64_t c_out = bias.size(0);
   check_param(bias, "bias", {c_out}, x_in);
-  check_packed(wp, "weight", x_in.size(1), c_out);
+  check_packed(wp, "weight", x_in.size(1), c_out, x_in);
   check_act_code(activation, "activation");
   if (scale) check_scale(*scale, x_in, x_in.size(1));
   if (residual) {
@@ -508,8 +562,8 @@ Tensor mbconv_packed(const Tensor& x, const OptT& ewp, const OptT& eb, const Ten
                      bool residual, int64_t activation, int64_t se_activation, int64_t se_gate, c10::string_view path) {
   const int64_t c_exp = check_block(x, ewp, eb, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2,
                                     se_b2, pwp, pb, residual, activation, se_activation, se_gate);
-  if (ewp) check_packed(*ewp, "expand_w", x.size(1), c_exp);
-  check_packed(pwp, "proj_w", c_exp, pb.size(0));
+  if (ewp) check_packed(*ewp, "expand_w", x.size(1), c_exp, x);
+  check_packed(pwp, "proj_w", c_exp, pb.size(0), x);
   return block(x, ewp, eb, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2, se_b2, pwp, pb,
                residual, activation, se_activation, se_gate, parse_path(path, x, dw_w, stride, ewp.has_value()));
 }
@@ -522,9 +576,9 @@ Tensor mbconv_cpu(const Tensor& x, const OptT& expand_w, const OptT& expand_b, c
                                     se_b1, se_w2, se_b2, proj_w, proj_b, residual, activation, se_activation, se_gate);
   if (expand_w) check_param(*expand_w, "expand_w", {c_exp, x.size(1)}, x);
   check_param(proj_w, "proj_w", {proj_b.size(0), c_exp}, x);
-  const OptT ewp = expand_w ? OptT(pack_panels(*expand_w)) : OptT();
+  const OptT ewp = expand_w ? OptT(pack_weight(*expand_w)) : OptT();
   return block(x, ewp, expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2, se_b2,
-               pack_panels(proj_w), proj_b, residual, activation, se_activation, se_gate,
+               pack_weight(proj_w), proj_b, residual, activation, se_activation, se_gate,
                choose_path(x, dw_w, stride, expand_w.has_value()));
 }
 

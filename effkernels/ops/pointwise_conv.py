@@ -5,7 +5,8 @@ Backends: "triton" (effkernels/triton/pointwise_conv.py), "cuda"/"cpu" (torch.op
 "eager" (reference.pointwise_conv_ref).
 
 The cpu backend's block kernels take 1x1 weights packed once (pack_pointwise_weight: fp32 panels of the
-register tile's width, csrc/cpu/gemm.h); the C++ op pointwise_conv_packed is pointwise_conv on such weights.
+register tile's width, csrc/cpu/gemm.h, or for a bf16 weight on a CPU with AMX bf16 panels in the layout of
+the AMX tiles, csrc/cpu/amx.h); the C++ op pointwise_conv_packed is pointwise_conv on such weights.
 """
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ def _fake(x, weight, bias, activation, scale, residual):
 
 def _pack_fake(weight):
     nr = _ext._C.cpu_panel_width()  # output channels per panel: 16 (AVX2), 32 (AVX-512)
-    return weight.new_empty((-(-weight.shape[0] // nr), weight.shape[1], nr), dtype=torch.float32)
+    panels, k = -(-weight.shape[0] // nr), weight.shape[1]
+    if weight.dtype == torch.bfloat16 and _ext._C.cpu_amx_bf16():  # AMX panels: pairs of k, K padded to 32
+        return weight.new_empty((panels, -(-k // 32) * 16, nr, 2), dtype=torch.bfloat16)
+    return weight.new_empty((panels, k, nr), dtype=torch.float32)
 
 
 def _packed_fake(x, weight, bias, activation, scale, residual):
