@@ -44,7 +44,8 @@ inline int64_t amx_k(int64_t K) { return (K + 31) / 32 * 32; }
 inline bool amx_bf16_usable() {
 #if EFFK_AMX
   static const bool ok = [] {
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("amx-bf16") || !__builtin_cpu_supports("amx-tile"))
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("amx-bf16") ||
+        !__builtin_cpu_supports("amx-tile"))
       return false;
     constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
     return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
@@ -55,9 +56,9 @@ inline bool amx_bf16_usable() {
 #endif
 }
 
-// W [C_out, K] bf16 -> [ceil(C_out / kAmxNR), amx_k(K) / 2, kAmxNR, 2] bf16: element (p, kk, j, t) = W[p * kAmxNR + j, 2 kk + t],
-// zero past C_out and K. A panel's 16-column half at rows of k-pairs [16 i, 16 i + 16) is one B tile (64-byte
-// rows, stride 2 * kAmxNR bf16).
+// W [C_out, K] bf16 -> [ceil(C_out / kAmxNR), amx_k(K) / 2, kAmxNR, 2] bf16: element (p, kk, j, t) =
+// W[p * kAmxNR + j, 2 kk + t], zero past C_out and K. A panel's 16-column half at rows of k-pairs
+// [16 i, 16 i + 16) is one B tile (64-byte rows, stride 2 * kAmxNR bf16).
 inline at::Tensor pack_panels_amx(const at::Tensor& w) {
   const int64_t c_out = w.size(0), K = w.size(1), Kp = amx_k(K), nr = kAmxNR, panels = (c_out + nr - 1) / nr;
   at::Tensor padded = at::zeros({panels * nr, Kp}, w.options().dtype(at::kBFloat16));

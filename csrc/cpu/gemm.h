@@ -3,7 +3,8 @@
 // call does no weight reorder (oneDNN through at::mkldnn_convolution reorders its weights on every call:
 // 33 reorders per B0 forward). A register tile is kMR rows x kNR columns (2 vectors); for each k it
 // broadcasts kMR scalars of A and loads 2 vectors of the panel, which stays in L1/L2 while the rows of A
-// stream past it. Accumulation is fp32 for every input dtype.
+// stream past it. Accumulation is fp32 for every input dtype. A bf16 weight on a CPU with AMX is packed for
+// the AMX tiles instead (amx.h), and the kernels run those panels there.
 #pragma once
 
 #include <type_traits>
@@ -69,9 +70,7 @@ const float* rows_as_f32(const T* a, int64_t n, std::vector<float>& buf) {
     return a;
   } else {
     if (static_cast<int64_t>(buf.size()) < n) buf.resize(n);
-    int64_t i = 0;
-    for (; i + kVec <= n; i += kVec) load_f(a + i).store(buf.data() + i);
-    if (i < n) load_f(a + i, static_cast<int>(n - i)).store(buf.data() + i, static_cast<int>(n - i));
+    to_f32(a, n, buf.data());
     return buf.data();
   }
 }

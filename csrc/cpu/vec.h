@@ -75,6 +75,18 @@ EFFK_INLINE void store_f(T* p, Vec v, int n = kVec) {
   }
 }
 
+// dst[0, n) = src[0, n) as fp32.
+template <typename T>
+inline void to_f32(const T* src, int64_t n, float* dst) {
+  if constexpr (std::is_same_v<T, float>) {
+    std::memcpy(dst, src, n * sizeof(float));
+  } else {
+    int64_t i = 0;
+    for (; i + kVec <= n; i += kVec) load_f(src + i).store(dst + i);
+    if (i < n) load_f(src + i, static_cast<int>(n - i)).store(dst + i, static_cast<int>(n - i));
+  }
+}
+
 // exp(-v), inline (a Sleef call would clobber every vector register, so the depthwise weights held in
 // registers would be reloaded after each pixel). x86: 2^t with t = -v log2(e) clamped to [-126, 128] (t = 128
 // gives exactly +inf, so silu(-inf) is NaN and silu(x < -88.7) is -0, as in torch),
