@@ -21,6 +21,7 @@
 #if defined(CPU_CAPABILITY_AVX512) && defined(__x86_64__) && defined(__linux__) && \
     (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 11))
 #define EFFK_AMX 1
+#include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -44,8 +45,10 @@ inline int64_t amx_k(int64_t K) { return (K + 31) / 32 * 32; }
 inline bool amx_bf16_usable() {
 #if EFFK_AMX
   static const bool ok = [] {
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("amx-bf16") ||
-        !__builtin_cpu_supports("amx-tile"))
+    // CPUID leaf 7: AVX512F is EBX bit 16, AMX-BF16 EDX bit 22, AMX-TILE EDX bit 24 (cpuid rather than
+    // __builtin_cpu_supports, whose AMX names older compilers lack).
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 16)) || !(d & (1u << 22)) || !(d & (1u << 24)))
       return false;
     constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
     return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
