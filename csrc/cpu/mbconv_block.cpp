@@ -262,7 +262,7 @@ FusedPlan fused_plan(int64_t N, int64_t Cin, int64_t C, int64_t H, int64_t W, in
   return best;
 }
 
-// x NHWC [N, H, W, Cin]; ew packed expand weights with ebias (fp32, panels_of(C) * kNR); wpk/bpk the
+// x NHWC [N, H, W, Cin]; ew the packed expand weights (Panels), ebias fp32 panels_of(C) * kNR; wpk/bpk the
 // depthwise weights [K*K, Cp] and bias [Cp] in fp32; d NHWC [N, OH, OW, C]; partial [tasks, cc] SE sums.
 template <typename T, int K, int S>
 void fused_expand_dw(const T* x, const Geom& g, const Panels& ew, const float* ebias, const float* wpk,
