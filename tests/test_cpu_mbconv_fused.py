@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from effkernels import scaling
+from effkernels import _ext, scaling
 from effkernels._common import ACTIVATIONS, tap_major
 from helpers import assert_close_to_ref, backend_unavailable
 
@@ -122,7 +122,8 @@ def test_block_classes(cls, path, dtype, channels_last, n, se, threads):
     assert_close_to_ref(out, ref, dtype)
 
 
-AMX = torch.ops.effkernels.pack_pointwise_weight(torch.zeros(1, 1, dtype=torch.bfloat16)).dim() == 4
+# What the extension says of this CPU (the fake packs by it too); test_pack_layouts checks the packing agrees.
+AMX = backend_unavailable("cpu") is None and _ext._C.cpu_amx_bf16()
 NO_AMX = "this CPU (or build) has no AMX: bf16 weights get the fp32 panels, tested everywhere"
 
 
@@ -144,8 +145,6 @@ def test_pack_layouts():
     """pack_pointwise_weight: fp32 panels [ceil(C_out / nr), C_in, nr] for every dtype, except a bf16 weight
     where AMX runs: bf16 [ceil(C_out / 32), ceil(C_in / 32) * 16, 32, 2] with W[c, k] at
     (c // 32, k // 2, c % 32, k % 2), zero past C_out and C_in."""
-    from effkernels import _ext
-
     nr = _ext._C.cpu_panel_width()
     w = torch.randn(37, 45)
     for dtype in (torch.float32, torch.float16, torch.bfloat16):

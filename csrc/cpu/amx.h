@@ -69,14 +69,13 @@ inline at::Tensor pack_panels_amx(const at::Tensor& w) {
   return padded.view({panels, nr, Kp / 2, 2}).permute({0, 2, 1, 3}).contiguous();
 }
 
-// Rows [0, rows) of A (row stride lda, K values each), times scale[k] when scale is given, as bf16 rows of
+// Rows [0, rows) of A (K values each, dense: NHWC pixels), times scale[k] when scale is given, as bf16 rows of
 // amx_k(K) values (zero past K) in buf; rows up to the next multiple of 32 exist (their products are not used).
-inline const bf16* rows_as_amx(const bf16* a, int64_t lda, int64_t rows, int64_t K, const float* scale,
-                               std::vector<bf16>& buf) {
+inline const bf16* rows_as_amx(const bf16* a, int64_t rows, int64_t K, const float* scale, std::vector<bf16>& buf) {
   const int64_t Kp = amx_k(K), need = (rows + 31) / 32 * 32 * Kp;
   if (static_cast<int64_t>(buf.size()) < need) buf.resize(need);
   for (int64_t i = 0; i < rows; ++i) {
-    const bf16* src = a + i * lda;
+    const bf16* src = a + i * K;
     bf16* dst = buf.data() + i * Kp;
     if (scale) {
       int64_t k = 0;

@@ -142,7 +142,7 @@ void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const Panels& w, con
 #if EFFK_AMX
       if constexpr (std::is_same_v<T, bf16>) {
         if (w.amx) {  // the SE scale goes into the bf16 copy of A
-          const bf16* a = rows_as_amx(A + (n * M + m0) * K, K, rows, K, scale ? scale + n * K : nullptr, a_bf16);
+          const bf16* a = rows_as_amx(A + (n * M + m0) * K, rows, K, scale ? scale + n * K : nullptr, a_bf16);
           for (int64_t p = g * per_group; p < std::min(P, (g + 1) * per_group); ++p) {
             const int64_t cols = std::min<int64_t>(kNR, c_out - p * kNR);
             amx_rows_x_panel(a, rows, amx_k(K), w.amx_panel(p), bias_pad.data() + p * kNR,
@@ -292,7 +292,7 @@ void fused_expand_dw(const T* x, const Geom& g, const Panels& ew, const float* e
 #if EFFK_AMX
         if constexpr (std::is_same_v<T, bf16>) {
           if (ew.amx) {
-            const bf16* a = rows_as_amx(src, g.Cin, nrows * g.W, g.Cin, nullptr, a_bf16);
+            const bf16* a = rows_as_amx(src, nrows * g.W, g.Cin, nullptr, a_bf16);
             for (int64_t p = 0; p < np; ++p) {
               float* dst = buf + 2 * p * Wp * kVec;
               amx_rows_x_panel(a, nrows * g.W, amx_k(g.Cin), ew.amx_panel(p0 + p), ebias + (p0 + p) * kNR,
