@@ -55,3 +55,9 @@ def run(op: str, backend: str, *args):
             return getattr(torch.ops.effkernels_triton, op)(*args)
         return triton_launcher(op)(*args)
     return getattr(torch.ops.effkernels, op)(*args)
+
+
+def native(op: str):
+    """The C++ op's default overload, torch.ops.effkernels.<op>.default, for a caller that replays recorded calls of
+    `run(op, "cpu" or "cuda", ...)` (nn.BlockSequence): the same kernel without the per-call lookup."""
+    return getattr(torch.ops.effkernels, op).default

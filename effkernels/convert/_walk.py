@@ -3,13 +3,15 @@ then list every depthwise convolution torch still runs."""
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from ..backends import resolve
-from ..nn._base import FoldedModule, check_backend
+from ..nn._base import FoldedModule, MBConvFolding, check_backend
+from ..nn.sequence import BlockSequence
 from ._registry import Context, Unsupported, find_handler, qualname
 from ._report import Converted, ConvertReport, Left, TorchDepthwise
 
@@ -83,6 +85,23 @@ def _torch_depthwise(model: nn.Module, left: list) -> list:
     return found
 
 
+def _holds_block(seq: nn.Sequential) -> bool:
+    return any(isinstance(c, MBConvFolding) or (type(c) is BlockSequence and _holds_block(c)) for c in seq)
+
+
+def _use_block_sequences(m: nn.Module) -> None:
+    """Every plain nn.Sequential below m (outside the fused layers) that holds an MBConv block, directly or through
+    such sequences, becomes a BlockSequence with the same children (keys, mode); one with hooks stays as it is."""
+    for name, child in list(m.named_children()):
+        if isinstance(child, FoldedModule):
+            continue
+        _use_block_sequences(child)
+        if type(child) is nn.Sequential and not (child._forward_hooks or child._forward_pre_hooks) and _holds_block(child):
+            seq = BlockSequence(OrderedDict(child._modules))
+            seq.training = child.training  # the flag only: train() would set every child's
+            setattr(m, name, seq)
+
+
 def _check_devices(model: nn.Module, backend: str) -> None:
     for dev in {t.device for t in (*model.parameters(), *model.buffers())}:
         resolve(backend, dev)  # raises ValueError naming the backend and why it cannot serve dev
@@ -152,6 +171,7 @@ def convert(model: nn.Module, backend: str = "auto", inplace: bool = False,
 
     with torch.no_grad():
         model = visit(model, "") or model
+        _use_block_sequences(model)
     report.depthwise = _torch_depthwise(model, report.left)
     model.effkernels_report = report
     return model

@@ -12,7 +12,7 @@ from typing import Optional, Union
 
 from torch import nn
 
-from ..nn import MBConv
+from ..nn import BlockSequence, MBConv
 from ..scaling import Variant, stage_configs, variant
 
 
@@ -44,11 +44,11 @@ class EfficientNet(nn.Module):
                     s.stride if i == 0 else 1, bn_eps=v.bn_eps, bn_momentum=v.bn_momentum, padding=padding,
                     stochastic_depth_prob=stochastic_depth_prob * block_id / total, backend=backend))
                 block_id += 1
-            layers.append(nn.Sequential(*blocks))
+            layers.append(BlockSequence(*blocks))
         last_in = stages[-1].out_channels
         last_out = 4 * last_in
         layers.append(_conv_bn_act(last_in, last_out, 1, 1, v))
-        self.features = nn.Sequential(*layers)
+        self.features = BlockSequence(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(p=v.dropout, inplace=True), nn.Linear(last_out, num_classes))
         self._init_weights()

@@ -14,6 +14,7 @@ from .layers import (
     SqueezeExcite,
     make_divisible,
 )
+from .sequence import BlockSequence
 
-__all__ = ["ConvBNAct", "DWConvBNAct", "FusedMBConv", "InvertedResidual", "MBConv", "PointwiseConvBNAct", "SqueezeExcite",
-           "StochasticDepth", "make_divisible"]
+__all__ = ["BlockSequence", "ConvBNAct", "DWConvBNAct", "FusedMBConv", "InvertedResidual", "MBConv", "PointwiseConvBNAct",
+           "SqueezeExcite", "StochasticDepth", "make_divisible"]

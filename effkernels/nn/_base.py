@@ -8,7 +8,7 @@ from torch import nn
 
 from .._common import tap_major
 from ..backends import BACKENDS, resolve
-from ..ops.mbconv import block_plan, cpu_path, mbconv, pack_cpu, run_packed
+from ..ops.mbconv import block_plan, cpu_path, mbconv, pack_cpu, packed_args, run_packed
 
 _ACT_MODULES = {
     "relu": lambda: nn.ReLU(inplace=True),
@@ -43,7 +43,7 @@ class FoldedModule(nn.Module):
 
     `_fold()` returns the op's weights (BN folded in float32, 1x1 weights as matrices). They are cast
     to the input's (device, dtype), laid out for the backend's kernels (`_prepare`) and cached
-    per (device, dtype). The cache is keyed on the data_ptr and
+    per (device, dtype, backend). The cache is keyed on the data_ptr and
     version counter of every parameter and buffer of the module, so load_state_dict, .to(), .half()
     and in-place edits (under torch.no_grad() or torch.inference_mode alike) all trigger a refold.
 
@@ -153,7 +153,7 @@ class FoldedModule(nn.Module):
                     return self._fold_for(x)
             self._fold_cache.clear()
             self._fold_stamp = stamp
-        key = (x.device, x.dtype)
+        key = (x.device, x.dtype, self.backend)  # the backend lays the fold out (_prepare)
         out = self._fold_cache.get(key)
         if out is None:
             with torch.no_grad():
@@ -178,21 +178,44 @@ class MBConvFolding:
     def _prepare(self, folded: tuple, backend: str) -> tuple:
         return (*super()._prepare(folded, backend), pack_cpu(folded[0], folded[8]) if backend == "cpu" else None)
 
-    def _run_mbconv(self, x, folded, stride, padding, residual, activation, se_activation, se_gate):
+    def _block_args(self):
+        """(stride, padding, residual, activation, se_activation, se_gate) of the block, or None for a block that does
+        not run ops.mbconv (a Fused-MBConv)."""
+        raise NotImplementedError
+
+    def _packed_args(self, x, folded):
+        """The arguments after x of the cpu block op on the packed weights (ops.mbconv.packed_args), or None where the
+        layer does not run it (off the cpu backend, under torch.compile). mbconv's checks and the path run once per
+        input shape, dtype, device and thread count (the fold's weights take x's dtype and device)."""
         ew, eb, dw, db, w1, b1, w2, b2, pw, pb, packed = folded
         if packed is None or torch.compiler.is_compiling():
-            return mbconv(x, ew, eb, dw, db, stride, padding, w1, b1, w2, b2, pw, pb, residual, activation=activation,
-                          se_activation=se_activation, se_gate=se_gate, backend=self.backend, packed=packed)
-        # mbconv's checks and the path once per input shape, dtype, device and thread count (the fold's weights
-        # take x's dtype and device): later calls go straight to the op.
-        threads = torch.get_num_threads()
-        key = (*x.shape, x.dtype, x.device, threads)
+            return None
+        stride, padding, residual, activation, se_activation, se_gate = self._block_args()
+        key = (*x.shape, x.dtype, x.device, torch.get_num_threads())
         plan = self._cpu_plans.get(key)
         if plan is None:
             path = cpu_path(x.shape, dw.shape[0], dw.shape[-1], stride, ew is not None)
             plan = self._cpu_plans[key] = block_plan(x, ew, eb, dw, db, stride, padding, w1, b1, w2, b2, pw, pb,
                                                      residual, activation, se_activation, se_gate, path)
-        return run_packed(x, packed, eb, dw, db, stride, w1, b1, w2, b2, pb, residual, plan)
+        return packed_args(packed, eb, dw, db, stride, w1, b1, w2, b2, pb, residual, plan)
+
+    def _run_mbconv(self, x, folded):
+        args = self._packed_args(x, folded)
+        if args is not None:
+            return run_packed(x, args)
+        stride, padding, residual, activation, se_activation, se_gate = self._block_args()
+        ew, eb, dw, db, w1, b1, w2, b2, pw, pb, packed = folded
+        return mbconv(x, ew, eb, dw, db, stride, padding, w1, b1, w2, b2, pw, pb, residual, activation=activation,
+                      se_activation=se_activation, se_gate=se_gate, backend=self.backend, packed=packed)
+
+    def packed_call(self, x):
+        """(fold, arguments after x) when this layer's eval forward on x is exactly the cpu block op on packed weights
+        (BlockSequence runs that op itself), else None. Folds (or re-folds) as forward would."""
+        if self.training or self._block_args() is None or torch.is_autocast_enabled(x.device.type):
+            return None
+        folded = self.folded(x)
+        args = self._packed_args(x, folded)
+        return None if args is None else (folded, args)
 
     @property
     def cpu_paths(self) -> dict:

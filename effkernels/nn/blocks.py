@@ -125,7 +125,11 @@ class InvertedResidual(MBConvFolding, FoldedModule):
         if s.dw_conv is None:
             return fused_mbconv_forward(x, *folded[:2], s.stride, s.padding, *folded[2:], s.residual, s.activation,
                                         s.se_activation, s.se_gate, self.backend)
-        return self._run_mbconv(x, folded, s.stride, s.padding, s.residual, s.activation, s.se_activation, s.se_gate)
+        return self._run_mbconv(x, folded)
+
+    def _block_args(self):
+        s = self.spec
+        return None if s.dw_conv is None else (s.stride, s.padding, s.residual, s.activation, s.se_activation, s.se_gate)
 
     def extra_repr(self):
         paths = f", cpu_paths: {self.paths_repr()}" if self.cpu_paths else ""

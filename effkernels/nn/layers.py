@@ -262,10 +262,12 @@ class MBConv(MBConvFolding, _ResidualBlock):
     def _depthwise_index(self):
         return 2
 
-    def forward_fused(self, x, folded):
+    def _block_args(self):
         dwl = self.block[1 if self.has_expand else 0]
-        return self._run_mbconv(x, folded, dwl.stride, dwl.op_padding, self.use_res_connect, self.activation,
-                                self.activation, "sigmoid")
+        return dwl.stride, dwl.op_padding, self.use_res_connect, self.activation, self.activation, "sigmoid"
+
+    def forward_fused(self, x, folded):
+        return self._run_mbconv(x, folded)
 
     def extra_repr(self):
         return f"cpu_paths: {self.paths_repr()}" if self.cpu_paths else ""

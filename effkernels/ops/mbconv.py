@@ -157,13 +157,19 @@ def block_plan(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1,
             activation_code(se_gate, "se_gate", SE_GATES), path)
 
 
-def run_packed(x, packed, expand_b, dw_w, dw_b, stride, se_w1, se_b1, se_w2, se_b2, proj_b, residual, plan):
-    """torch.ops.effkernels.mbconv_packed with `plan` from block_plan on inputs of x's shape, dtype and device (the
-    C++ op checks again every tensor it reads, so a stale plan fails there with the argument named)."""
-    check_inference("mbconv", x)
+def packed_args(packed, expand_b, dw_w, dw_b, stride, se_w1, se_b1, se_w2, se_b2, proj_b, residual, plan) -> tuple:
+    """The arguments after x of torch.ops.effkernels.mbconv_packed, with `plan` from block_plan on inputs of x's
+    shape, dtype and device (the C++ op checks again every tensor it reads, so a stale plan fails there with the
+    argument named)."""
     pad_top, pad_left, out_h, out_w, act, se_act, se_gate, path = plan
-    return _dispatch.run("mbconv_packed", "cpu", x, packed[0], expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h,
-                         out_w, se_w1, se_b1, se_w2, se_b2, packed[1], proj_b, residual, act, se_act, se_gate, path)
+    return (packed[0], expand_b, dw_w, dw_b, stride, pad_top, pad_left, out_h, out_w, se_w1, se_b1, se_w2, se_b2,
+            packed[1], proj_b, residual, act, se_act, se_gate, path)
+
+
+def run_packed(x, args: tuple):
+    """mbconv_packed on x with the rest of its arguments from packed_args."""
+    check_inference("mbconv", x)
+    return _dispatch.run("mbconv_packed", "cpu", x, *args)
 
 
 def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b,
@@ -190,7 +196,8 @@ def mbconv(x, expand_w, expand_b, dw_w, dw_b, stride, padding, se_w1, se_b1, se_
     params = (x, expand_w, expand_b, dw_w, dw_b, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b)
     check_inference("mbconv", *params)
     if be == "cpu" and packed is not None:
-        return run_packed(x, packed, expand_b, dw_w, dw_b, stride, se_w1, se_b1, se_w2, se_b2, proj_b, residual, plan)
+        return run_packed(x, packed_args(packed, expand_b, dw_w, dw_b, stride, se_w1, se_b1, se_w2, se_b2, proj_b,
+                                         residual, plan))
     if be != "triton":
         return _dispatch.run("mbconv", be, x, expand_w, expand_b, dw_w, dw_b, stride, pad_top, pad_left,
                              out_h, out_w, se_w1, se_b1, se_w2, se_b2, proj_w, proj_b, residual, act, se_act,
