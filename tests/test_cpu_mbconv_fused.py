@@ -186,13 +186,15 @@ def test_fused_sizes(cls, h, w):
 
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("cls,c_in,h,w,n", [((6, 5, 1, True), 24, 14, 14, 1), ((6, 3, 2, False), 32, 7, 7, 1),
-                                            ((6, 5, 1, True), 19, 9, 23, 2), ((6, 3, 1, True), 40, 5, 5, 1)],
-                         ids=["k5-24x14", "k3s2-32x7", "k5-19x9x23-n2", "k3-40x5"])
+                                            ((6, 5, 1, True), 19, 9, 23, 2), ((6, 3, 1, True), 40, 5, 5, 1),
+                                            ((6, 5, 2, False), 24, 56, 50, 1)],
+                         ids=["k5-24x14", "k3s2-32x7", "k5-19x9x23-n2", "k3-40x5", "k5s2-24x56x50"])
 def test_balanced_task_splits(cls, c_in, h, w, n, threads):
     """At 2-3 threads and few samples, the fused path's tasks (chunks of channels, bands of rows: fused_plan) and
     the GEMMs' (panel groups x row blocks: gemm_split) are the candidate split with the least loaded largest
     thread: uneven channel chunks, several panel groups, one-sample and two-sample splits all run here, on both
-    paths, with SE."""
+    paths, with SE. 56 x 50 at batch 1 takes the row-affine orders (a band of rows a thread in fused_plan, row
+    blocks outermost in gemm_split)."""
     for path in ("fused", "unfused"):
         out, ref = _run(cls, h, w, n, torch.float32, True, True, path, threads, c_in=c_in, act="silu",
                         se_act="silu", gate="sigmoid")

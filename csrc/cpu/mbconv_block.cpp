@@ -20,6 +20,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <array>
+#include <utility>
 #include <vector>
 
 #include "../dwconv_bn_act.h"
@@ -71,6 +73,16 @@ constexpr double kTaskCost = 20000;
 
 struct GemmSplit {
   int64_t mblocks, mc, per_group, groups;  // row blocks of mc rows per sample; panel groups of per_group panels
+  // Task order. Fewer samples than threads and many rows per panel column: row blocks outermost, so each thread's
+  // share is a band of rows, the rows its fused tasks of the next block read (fused_plan's bands), not lines
+  // another core wrote; else panel groups outermost (consecutive tasks share their panels, and a thread reads
+  // only its groups' share of the weight: B0's 7x7 projects, whose weights outweigh their rows).
+  bool rows_outer;
+  // Task u of N * mblocks * groups -> (row block over all samples, panel group).
+  std::pair<int64_t, int64_t> task(int64_t u, int64_t N) const {
+    if (rows_outer) return {u / groups, u % groups};
+    return {u % (N * mblocks), u / (N * mblocks)};
+  }
 };
 
 // Tasks (group of panels, sample, block of rows: consecutive tasks share their panels) for an [N, M] x K GEMM
@@ -80,20 +92,23 @@ struct GemmSplit {
 GemmSplit gemm_split(int64_t N, int64_t M, int64_t K, int64_t P, int64_t min_blocks, bool scaled) {
   const int64_t T = at::get_num_threads();
   auto rows_per = [&](int64_t mb) { return ((M + mb - 1) / mb + kMR - 1) / kMR * kMR; };
-  GemmSplit best{(M + rows_per(min_blocks) - 1) / rows_per(min_blocks), rows_per(min_blocks), P, 1};
+  const bool rows_outer = N < T && M >= 8 * P * kNR;
+  GemmSplit best{(M + rows_per(min_blocks) - 1) / rows_per(min_blocks), rows_per(min_blocks), P, 1, rows_outer};
   if (T == 1 || N * min_blocks >= 16 * T) return best;  // many row blocks: any split is even enough
   double best_load = -1;
   for (int64_t mb = min_blocks; mb <= std::min(2 * min_blocks + T, (M + kMR - 1) / kMR); ++mb) {
     const int64_t mc = rows_per(mb), blocks = (M + mc - 1) / mc;
     for (int64_t g = 1; g <= std::min(P, 4 * T); ++g) {
       const int64_t per = (P + g - 1) / g, groups = (P + per - 1) / per;
+      const GemmSplit split{blocks, mc, per, groups, rows_outer};
       const double load = max_thread_load(N * blocks * groups, [&](int64_t u) {
-        const int64_t r = u % (N * blocks) % blocks, gi = u / (N * blocks);
+        const auto [rb, gi] = split.task(u, N);
+        const int64_t r = rb % blocks;
         const double rows = static_cast<double>(std::min(M, (r + 1) * mc) - r * mc);
         const double panels = static_cast<double>(std::min(P, (gi + 1) * per) - gi * per);
         return panels * K * kNR * (rows + (scaled ? 1 : 0)) + kTaskCost;
       });
-      if (best_load < 0 || load < best_load) best_load = load, best = {blocks, mc, per, groups};
+      if (best_load < 0 || load < best_load) best_load = load, best = split;
     }
   }
   return best;
@@ -135,7 +150,8 @@ void gemm_nhwc(const T* A, int64_t N, int64_t M, int64_t K, const Panels& w, con
     std::vector<float> scaled(scale && w.f32 ? K * kNR : 0), a_f32, o_f32;
     std::vector<bf16> a_bf16;
     for (int64_t u; (u = next()) >= 0;) {
-      const int64_t r = u % rb, g = u / rb, n = r / mblocks;
+      const auto [r, g] = split.task(u, N);
+      const int64_t n = r / mblocks;
       const int64_t m0 = (r % mblocks) * mc, rows = std::min(M, m0 + mc) - m0;
       T* o = out + (n * M + m0) * c_out;
       const T* res = R ? R + (n * M + m0) * c_out : nullptr;
@@ -221,13 +237,19 @@ struct FusedPlan {
   int64_t cc;     // expanded channels per chunk, a multiple of kNR
   int64_t chunks, bands, rows;  // rows: output rows per band
   int64_t band_in;  // input rows a band reads at most; > 0: a task expands them at once (kBandBytes), 0: ring
+  // Task u of N * chunks * bands -> (sample, band, chunk), chunks innermost: a thread's share is whole bands of
+  // rows (with fewer samples than threads fused_plan makes at least one band a thread on tall images), which the
+  // previous block's project wrote on that thread (GemmSplit::rows_outer) and which its project reads back.
+  std::array<int64_t, 3> task(int64_t u) const { return {u / (chunks * bands), u / chunks % bands, u % chunks}; }
 };
 
 // Tasks (sample, chunk of cc expanded channels, band of output rows) for the fused path. Candidates: every
 // chunk count from the ring's byte bound up by 4 per thread (cc a multiple of kNR) with 1 to 4 per thread
 // bands; the one whose largest per-thread share of multiply-adds (expand of the band's input rows, halo
 // included, + depthwise taps; max_thread_load) is least. A fixed "4 tasks a thread" rule gave 5 uneven chunks
-// of B0's 144 channels to 2 threads (80 vs 64 channel-bands). Many samples: that rule, already even.
+// of B0's 144 channels to 2 threads (80 vs 64 channel-bands). Many samples: that rule, already even. Fewer
+// samples than threads on a tall image: at least one band a thread, so a thread reads the rows it wrote
+// (FusedPlan::task).
 FusedPlan fused_plan(int64_t N, int64_t Cin, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t Wp,
                      int64_t K, int64_t S) {
   const int64_t T = at::get_num_threads(), want = 4 * T;
@@ -241,16 +263,20 @@ FusedPlan fused_plan(int64_t N, int64_t Cin, int64_t C, int64_t H, int64_t W, in
   const int64_t cc0 = std::clamp<int64_t>(((C + want_chunks - 1) / want_chunks + kNR - 1) / kNR * kNR, kNR, by_bytes);
   FusedPlan best = make(cc0, std::clamp<int64_t>((want + N * ((C + cc0 - 1) / cc0) - 1) / (N * ((C + cc0 - 1) / cc0)), 1, OH));
   const int64_t min_chunks = (C + by_bytes - 1) / by_bytes;
+  // Row-affine shares (FusedPlan::task) where the bands' halo (K - S input rows per extra band, expanded twice)
+  // adds at most 1/8 to the expand: at 14 px and below the halo cost more than the traffic saved.
+  const int64_t per_sample = (T + N - 1) / N;
+  const int64_t min_bands = N < T && (K - S) * (per_sample - 1) * 8 <= H ? per_sample : 1;
   if (T == 1 || N * min_chunks >= 4 * want) return best;
   double best_load = -1;
   for (int64_t ch = min_chunks, last_cc = 0; ch <= std::min(min_chunks + want, panels_of(C)); ++ch) {
     const int64_t cc = std::min(by_bytes, ((C + ch - 1) / ch + kNR - 1) / kNR * kNR);
     if (cc == last_cc) continue;
     last_cc = cc;
-    for (int64_t b = 1; b <= std::min(OH, want); ++b) {
+    for (int64_t b = std::min(OH, min_bands); b <= std::min(OH, std::max(want, min_bands)); ++b) {
       const FusedPlan plan = make(cc, b);
       const double load = max_thread_load(N * plan.chunks * plan.bands, [&](int64_t u) {
-        const int64_t chunk = u / plan.bands % plan.chunks, band = u % plan.bands;
+        const auto [n, band, chunk] = plan.task(u);
         const double width = static_cast<double>(std::min(cc, C - chunk * cc));
         const int64_t out_rows = std::min(OH, (band + 1) * plan.rows) - band * plan.rows;
         const int64_t in_rows = std::min(H, (out_rows - 1) * S + K);
@@ -279,7 +305,7 @@ void fused_expand_dw(const T* x, const Geom& g, const Panels& ew, const float* e
     std::vector<float> band_buf(plan.band_in * slot, 0.f), a_f32;
     std::vector<bf16> a_bf16;
     for (int64_t u; (u = next()) >= 0;) {
-      const int64_t n = u / (plan.chunks * plan.bands), chunk = u / plan.bands % plan.chunks, band = u % plan.bands;
+      const auto [n, band, chunk] = plan.task(u);
       const int64_t c0 = chunk * plan.cc, cc = std::min(plan.cc, g.C - c0);
       const int64_t p0 = c0 / kNR, np = panels_of(cc), nv = (cc + kVec - 1) / kVec;
       const int64_t oh0 = band * plan.rows, oh1 = std::min(g.OH, oh0 + plan.rows);
@@ -398,7 +424,8 @@ std::tuple<Tensor, Tensor> expand_dw_fused(const Tensor& x, const Tensor& ewp, c
   if (se) {
     float* s = sums.mutable_data_ptr<float>();
     for (int64_t u = 0; u < g.N * plan.chunks * plan.bands; ++u) {
-      const int64_t n = u / (plan.chunks * plan.bands), c0 = u / plan.bands % plan.chunks * plan.cc;
+      const auto [n, band, chunk] = plan.task(u);
+      const int64_t c0 = chunk * plan.cc;
       for (int64_t j = 0; j < std::min(plan.cc, g.C - c0); ++j) s[n * g.C + c0 + j] += partial[u * plan.cc + j];
     }
   }

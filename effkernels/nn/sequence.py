@@ -1,9 +1,10 @@
 """BlockSequence: an nn.Sequential that runs its MBConv blocks' cpu op back to back, with no module calls between.
 
-At batch 1 on the CPU the Python around each block (module call, fold check, plan lookup, op dispatch) cost
-~60-75 us per B0 block in a forward, where the same code alone takes ~11 us: each block's kernel leaves the
-interpreter's code and data cold. Over B0's 16 blocks that was ~1 ms of a 7 ms two-thread forward, all of it
-serial (benchmarks/results/2026-12-02-cpu-xeon-sequence).
+At batch 1 on the CPU the Python around a block's op (module call, fold check, plan lookup, dispatch) took
+~75 us of a B0 block in a forward against ~11 us for the same code run alone: each block's kernel leaves the
+interpreter's code and data cold, and at 2 threads that time is serial. Replaying the recorded op calls took B0
+batch 1 (2 threads) from 7.49 to 6.99 ms, B4 at 380 px from 65.1 to 58.5 ms (benchmarks/results/
+2026-12-02-cpu-xeon-sequence).
 """
 from __future__ import annotations
 
